@@ -1,0 +1,1 @@
+"""The WarningShot classifier: base model, fine-tuning, evaluation and inference."""

@@ -1,0 +1,88 @@
+"""``warningshot run``: the watchers, the shared pipeline, and a clean shutdown."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
+
+from classifiers.interface import Classifier
+from service.errors import ConfigError
+from service.mailbox.base import FolderSession
+from service.mailbox.imap import open_folder
+from service.pipeline import Pipeline
+from service.scoring import effective_thresholds, load_classifier
+from service.settings import MailboxSettings, Settings
+from service.store import Store
+from service.watcher import Backoff, FolderWatcher
+
+log = logging.getLogger(__name__)
+
+
+class Daemon:
+    """Owns the store, the classifier and one watcher thread per folder."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        classifier: Classifier | None = None,
+        opener: Callable[[MailboxSettings, str], FolderSession] = open_folder,
+    ) -> None:
+        if not settings.mailboxes:
+            raise ConfigError("mailboxes: no mailbox configured; add a [[mailboxes]] section")
+        self.settings = settings
+        self.stop = threading.Event()
+        self.store = Store(settings.store.url, store_bodies=settings.store.store_bodies)
+        self.store.migrate()
+        self.classifier = classifier or load_classifier(settings.model)
+        self.pipeline = Pipeline(
+            classifier=self.classifier,
+            store=self.store,
+            tagging=settings.tagging,
+            thresholds=lambda: effective_thresholds(self.classifier, settings),
+            max_attempts=settings.daemon.max_attempts,
+            batch_size=settings.daemon.batch_size,
+            max_chars=settings.model.max_chars,
+            dry_run=settings.daemon.dry_run,
+        )
+        self.watchers = [
+            FolderWatcher(
+                mailbox, folder, self.pipeline, self.stop, opener=opener,
+                backoff=Backoff(settings.daemon.backoff_initial_seconds, settings.daemon.backoff_max_seconds),
+            )
+            for mailbox in settings.mailboxes
+            for folder in mailbox.folders
+        ]
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for watcher in self.watchers:
+            thread = threading.Thread(target=watcher.run, name=f"watch:{watcher.name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def request_stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
+        if signum is not None:
+            log.info("received %s; finishing the current message", signal.Signals(signum).name)
+        self.stop.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def run_forever(self) -> int:
+        """Run until SIGTERM or SIGINT; each watcher finishes its message and checkpoints."""
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        self.start()
+        log.info("watching %d folder(s)", len(self.watchers))
+        # The main thread stays free to receive signals.
+        while not self.stop.wait(0.5):
+            pass
+        self.join()
+        self.store.close()
+        log.info("stopped cleanly")
+        return 0

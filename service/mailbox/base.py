@@ -1,0 +1,55 @@
+"""What the pipeline needs from a mailbox folder."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedMessage:
+    uid: int
+    raw: bytes
+    flags: tuple[str, ...]
+
+
+class FolderSession(Protocol):
+    """One open connection with one folder selected.
+
+    Effects are idempotent: adding a keyword twice, or copying a message that
+    the target folder already holds, changes nothing the second time.
+    """
+
+    mailbox: str
+    folder: str
+    uidvalidity: int
+
+    def uids_after(self, uid: int) -> list[int]:
+        """UIDs above ``uid`` in ascending order."""
+        ...
+
+    def contains(self, uid: int) -> bool: ...
+
+    def fetch(self, uids: Sequence[int]) -> dict[int, FetchedMessage]:
+        """Full messages, fetched without setting \\Seen; vanished UIDs are absent."""
+        ...
+
+    def add_keywords(self, uid: int, keywords: Sequence[str]) -> None: ...
+
+    def add_gmail_labels(self, uid: int, labels: Sequence[str]) -> None:
+        """Set Gmail labels; a no-op on servers without X-GM-EXT-1."""
+        ...
+
+    def copy_to(self, uid: int, folder: str, message_id: str | None) -> None:
+        """Copy unless ``folder`` already holds a message with this Message-ID."""
+        ...
+
+    def move_to(self, uid: int, folder: str) -> None: ...
+
+    def wait_for_changes(self, stop: threading.Event) -> None:
+        """Block until new mail may have arrived, the renewal interval passed, or ``stop`` is set."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,301 @@
+"""The one settings object, read from a TOML file with environment overrides.
+
+Built once in the entry point and passed down; nothing imports it as a global.
+Secrets (IMAP passwords, API tokens) can stay out of the file: each mailbox
+reads ``WARNINGSHOT_MAILBOX_<NAME>_PASSWORD`` when its ``password`` is empty,
+and any top-level key can be overridden as ``WARNINGSHOT_<SECTION>__<KEY>``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from classifiers.interface import LABELS, Thresholds
+from service.errors import ConfigError
+
+CONFIG_ENV = "WARNINGSHOT_CONFIG"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# Values an example file ships with; refusing them stops a copied example from
+# going live with a guessable secret.
+_PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "password", "xxx"}
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MailboxSettings(_Section):
+    """One IMAP account and the folders watched in it."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Short name used in logs, the store and env variables.")
+    host: str = Field(min_length=1, description="IMAP server host name.")
+    port: int | None = Field(default=None, ge=1, le=65535, description="Defaults to 993 for tls, 143 otherwise.")
+    security: Literal["tls", "starttls", "plain"] = Field(
+        default="tls", description="'plain' is only accepted for localhost."
+    )
+    username: str = Field(min_length=1)
+    auth: Literal["password", "xoauth2"] = "password"
+    password: SecretStr = Field(
+        default=SecretStr(""), description="Leave empty and set WARNINGSHOT_MAILBOX_<NAME>_PASSWORD instead."
+    )
+    oauth2_token_command: str = Field(default="", description="Command printing a fresh XOAUTH2 access token.")
+    oauth2_token_file: Path | None = Field(default=None, description="File holding the current XOAUTH2 access token.")
+    folders: list[str] = Field(default_factory=lambda: ["INBOX"], min_length=1)
+    idle: bool = Field(default=True, description="Use IMAP IDLE when the server offers it; else poll.")
+    idle_renew_seconds: int = Field(default=1500, ge=30, le=1740, description="Re-issue IDLE before the 29-minute limit.")
+    poll_interval_seconds: float = Field(default=30.0, gt=0, le=3600)
+    timeout_seconds: float = Field(default=60.0, gt=0, le=600)
+    tls_verify: bool = True
+    tls_ca_file: Path | None = Field(default=None, description="CA bundle for a server with a private certificate.")
+    drafts_folder: str = "Drafts"
+
+    @property
+    def effective_port(self) -> int:
+        if self.port is not None:
+            return self.port
+        return 993 if self.security == "tls" else 143
+
+    @field_validator("folders")
+    @classmethod
+    def _unique_folders(cls, folders: list[str]) -> list[str]:
+        if len(set(folders)) != len(folders):
+            raise ValueError("folders are listed twice")
+        return folders
+
+    @model_validator(mode="after")
+    def _check_auth(self) -> MailboxSettings:
+        if self.security == "plain" and self.host not in {"localhost", "127.0.0.1", "::1"}:
+            raise ValueError("security = 'plain' sends the password in clear text; only allowed for localhost")
+        if self.auth == "password":
+            secret = self.password.get_secret_value()
+            if not secret:
+                raise ValueError(
+                    f"no password: set 'password' or the environment variable {password_env(self.name)}"
+                )
+            if secret.lower() in _PLACEHOLDER_SECRETS:
+                raise ValueError("password is a placeholder value from the example; set the real one")
+        elif not self.oauth2_token_command and self.oauth2_token_file is None:
+            raise ValueError("auth = 'xoauth2' needs oauth2_token_command or oauth2_token_file")
+        return self
+
+
+class RouteSettings(_Section):
+    """Where a flagged message goes, per label."""
+
+    keyword: str = Field(min_length=1, pattern=r"^[^\s()\[\]{}%*\"\\]+$", description="IMAP keyword set on the message.")
+    folder: str = Field(default="", description="Folder to copy or move the message to (created when missing).")
+    mode: Literal["none", "copy", "move"] = "none"
+    gmail_label: str = Field(default="", description="X-GM-LABELS label, used when the server is Gmail.")
+
+    @model_validator(mode="after")
+    def _folder_needed(self) -> RouteSettings:
+        if self.mode != "none" and not self.folder:
+            raise ValueError(f"mode = '{self.mode}' needs a folder")
+        return self
+
+
+def _default_routes() -> dict[str, RouteSettings]:
+    return {
+        "abusive": RouteSettings(keyword="Abusive"),
+        "extortion": RouteSettings(keyword="Extortion"),
+        "legal_threat": RouteSettings(keyword="LegalThreat"),
+    }
+
+
+class TaggingSettings(_Section):
+    scanned_keyword: str = "WarningShot/Scanned"
+    error_keyword: str = "WarningShot/Error"
+    routes: dict[str, RouteSettings] = Field(default_factory=_default_routes)
+
+    @field_validator("routes")
+    @classmethod
+    def _known_labels(cls, routes: dict[str, RouteSettings]) -> dict[str, RouteSettings]:
+        unknown = sorted(set(routes) - set(LABELS))
+        if unknown:
+            raise ValueError(f"unknown label(s) {unknown}; labels are {list(LABELS)}")
+        return {**_default_routes(), **routes}
+
+
+class ThresholdSettings(_Section):
+    """Overrides of the model's shipped thresholds (the API can change them too)."""
+
+    abusive: Probability | None = None
+    extortion: Probability | None = None
+    legal_threat: Probability | None = None
+    per_language: dict[str, dict[Literal["abusive", "extortion", "legal_threat"], Probability]] = Field(
+        default_factory=dict
+    )
+
+    def as_thresholds(self) -> Thresholds:
+        default = {label: getattr(self, label) for label in LABELS if getattr(self, label) is not None}
+        return Thresholds(default, {lang: dict(v) for lang, v in self.per_language.items()})
+
+
+class ModelSettings(_Section):
+    path: Path = Field(default=PROJECT_ROOT / "models" / "warningshot", description="Fine-tuned model directory.")
+    base_cache: Path | None = Field(default=None, description="Base-model cache; default $WARNINGSHOT_CACHE or ~/.cache/warningshot.")
+    factory: str = Field(
+        default="",
+        pattern=r"^$|^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+        description="Optional 'module:callable' returning a Classifier, to use your own model.",
+    )
+    threads: int = Field(default=0, ge=0, le=256, description="Torch threads; 0 = one per core.")
+    quantize: bool = Field(default=True, description="int8 dynamic quantisation for faster CPU inference.")
+    max_chars: int = Field(default=20000, ge=200, le=1_000_000, description="Text sent to the model is capped here.")
+    batch_size: int = Field(default=16, ge=1, le=512)
+
+
+class StoreSettings(_Section):
+    url: str = Field(default="sqlite:///var/warningshot.db", description="SQLAlchemy URL; relative SQLite paths are relative to the config file.")
+    store_bodies: bool = Field(default=False, description="Keep message bodies in the store (off for privacy).")
+
+
+class DaemonSettings(_Section):
+    max_attempts: int = Field(default=3, ge=1, le=100, description="Failures before a message is quarantined.")
+    backoff_initial_seconds: float = Field(default=1.0, gt=0, le=600)
+    backoff_max_seconds: float = Field(default=300.0, gt=0, le=86400)
+    batch_size: int = Field(default=16, ge=1, le=1000, description="Messages fetched and classified together.")
+    dry_run: bool = Field(default=False, description="Decide and record, but change nothing on the server.")
+
+
+class ApiSettings(_Section):
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=8025, ge=1, le=65535)
+    admin_tokens: list[SecretStr] = Field(default_factory=list)
+    viewer_tokens: list[SecretStr] = Field(default_factory=list)
+
+
+class LoggingSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
+
+
+class Settings(BaseSettings):
+    """Everything WarningShot can be told; see config/warningshot.example.toml."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WARNINGSHOT_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    mailboxes: list[MailboxSettings] = Field(default_factory=list)
+    tagging: TaggingSettings = Field(default_factory=TaggingSettings)
+    thresholds: ThresholdSettings = Field(default_factory=ThresholdSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+
+    @field_validator("mailboxes")
+    @classmethod
+    def _unique_names(cls, mailboxes: list[MailboxSettings]) -> list[MailboxSettings]:
+        names = [m.name for m in mailboxes]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"mailbox names must be unique; repeated: {dupes}")
+        return mailboxes
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the file, so a secret never has to be written down.
+        return (env_settings, init_settings)
+
+
+def password_env(mailbox_name: str) -> str:
+    return "WARNINGSHOT_MAILBOX_" + re.sub(r"[^A-Z0-9]", "_", mailbox_name.upper()) + "_PASSWORD"
+
+
+def _inject_mailbox_passwords(data: dict, environ: os._Environ[str]) -> None:
+    for mailbox in data.get("mailboxes", []) or []:
+        if isinstance(mailbox, dict) and not mailbox.get("password") and isinstance(mailbox.get("name"), str):
+            secret = environ.get(password_env(mailbox["name"]))
+            if secret:
+                mailbox["password"] = secret
+
+
+def _resolve_relative_paths(data: dict, base: Path) -> None:
+    store = data.get("store")
+    if isinstance(store, dict):
+        url = store.get("url")
+        if isinstance(url, str) and url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+            rel = url.removeprefix("sqlite:///")
+            if rel and rel != ":memory:":
+                store["url"] = "sqlite:///" + str((base / rel).resolve())
+    model = data.get("model")
+    if isinstance(model, dict):
+        for key in ("path", "base_cache"):
+            value = model.get(key)
+            if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+                model[key] = str((base / value).resolve())
+            elif isinstance(value, str) and value:
+                model[key] = str(Path(value).expanduser())
+
+
+def _format_error(err: dict, data: dict) -> str:
+    parts = [str(part) for part in err["loc"]]
+    if len(parts) > 1 and parts[0] == "mailboxes" and parts[1].isdigit():
+        # Admins know their mailboxes by name, not by position in the file.
+        mailboxes = data.get("mailboxes") or []
+        index = int(parts[1])
+        name = mailboxes[index].get("name") if index < len(mailboxes) and isinstance(mailboxes[index], dict) else None
+        parts[:2] = [f"mailboxes[{name}]" if isinstance(name, str) else f"mailboxes[{index}]"]
+    key = ".".join(parts) or "(top level)"
+    message = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        message = "unknown key (typo?)"
+    return f"{key}: {message}"
+
+
+def load_settings(path: Path | str | None = None) -> Settings:
+    """Read, validate and return the settings; raise ConfigError listing every problem.
+
+    ``path`` defaults to ``$WARNINGSHOT_CONFIG``; with neither, the built-in
+    defaults apply (no mailbox: ``run`` then refuses, ``scan`` works).
+    """
+    environ = os.environ
+    path = path or environ.get(CONFIG_ENV)
+    data: dict = {}
+    base = Path.cwd()
+    if path:
+        file = Path(path).expanduser()
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {file} does not exist") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {file} cannot be read: {exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {file} is not valid TOML: {exc}") from None
+        base = file.resolve().parent
+    _inject_mailbox_passwords(data, environ)
+    _resolve_relative_paths(data, base)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError([_format_error(e, data) for e in exc.errors()]) from None
