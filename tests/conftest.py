@@ -65,6 +65,8 @@ def flags_by_message_id(server: Dovecot, folder: str = "INBOX") -> dict[str, set
     """Message-ID -> keywords and flags, for everything in ``folder``."""
     client = imap(server)
     try:
+        if not client.folder_exists(folder):
+            return {}
         client.select_folder(folder, readonly=True)
         data = client.fetch(client.search(["ALL"]), ["FLAGS", "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
         out = {}

@@ -210,8 +210,13 @@ class ImapFolderSession:
                 # Re-issued before the server's 29-minute limit (RFC 2177).
                 deadline = time.monotonic() + self.settings.idle_renew_seconds
                 while not stop.is_set() and time.monotonic() < deadline:
+                    started = time.monotonic()
                     responses: list[Any] = self.client.idle_check(timeout=1.0)
                     if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
+                        return
+                    if not responses and time.monotonic() - started < 0.5:
+                        # idle_check swallows EOF and returns at once; ending
+                        # IDLE surfaces the dropped connection as an error.
                         return
             finally:
                 self.client.idle_done()

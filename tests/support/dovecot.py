@@ -163,7 +163,18 @@ class Dovecot:
                     return
             time.sleep(0.05)
 
+    def kick(self) -> None:
+        """Drop every client connection, as a server crash or failover would.
+
+        A plain ``dovecot stop`` leaves running imap processes serving their
+        clients, so stopping alone does not disconnect anyone.
+        """
+        for user in self.users:
+            subprocess.run(["doveadm", "-c", str(self.config), "kick", user], check=False,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
     def restart(self) -> None:
+        self.kick()
         self.stop()
         self.start()
 
