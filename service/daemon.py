@@ -12,6 +12,7 @@ from classifiers.interface import Classifier
 from service.errors import ConfigError
 from service.mailbox.base import FolderSession
 from service.mailbox.imap import open_folder
+from service.metrics import Metrics
 from service.pipeline import Pipeline
 from service.scoring import effective_thresholds, load_classifier
 from service.settings import MailboxSettings, Settings
@@ -35,6 +36,7 @@ class Daemon:
             raise ConfigError("mailboxes: no mailbox configured; add a [[mailboxes]] section")
         self.settings = settings
         self.stop = threading.Event()
+        self.metrics = Metrics()
         self.store = Store(settings.store.url, store_bodies=settings.store.store_bodies)
         self.store.migrate()
         self.classifier = classifier or load_classifier(settings.model)
@@ -47,6 +49,7 @@ class Daemon:
             batch_size=settings.daemon.batch_size,
             max_chars=settings.model.max_chars,
             dry_run=settings.daemon.dry_run,
+            metrics=self.metrics,
         )
         self.watchers = [
             FolderWatcher(

@@ -21,6 +21,7 @@ from service.errors import MailboxConnectionError, StoreError, WarningShotError
 from service.mail.message import ParsedMessage
 from service.mail.parse import parse_message
 from service.mailbox.base import FetchedMessage, FolderSession
+from service.metrics import Metrics
 from service.settings import TaggingSettings
 from service.store import MessageRecord, Store
 from service.store.db import DONE_STATES, Location
@@ -68,6 +69,7 @@ class Pipeline:
         max_chars: int = 20000,
         dry_run: bool = False,
         on_outcome: Callable[[Location, Outcome], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.classifier = classifier
         self.store = store
@@ -78,6 +80,7 @@ class Pipeline:
         self.max_chars = max_chars
         self.dry_run = dry_run
         self.on_outcome = on_outcome
+        self.metrics = metrics or Metrics()
         # One model call at a time: torch already uses every core for one batch.
         self._model_lock = threading.Lock()
 
@@ -151,8 +154,7 @@ class Pipeline:
         if not scorable:
             return
         try:
-            with self._model_lock:
-                scores = self.classifier.predict([w.parsed.text for w in scorable if w.parsed])
+            scores = self._predict([w.parsed.text for w in scorable if w.parsed])
         except Exception as exc:  # noqa: BLE001 - a poison text must not stop the batch
             log.warning("batch classification failed (%s); classifying one by one", exc.__class__.__name__)
             return
@@ -172,6 +174,7 @@ class Pipeline:
                 error = f"{exc.__class__.__name__}: {exc}"
                 log.warning("%s uid %d: attempt %d failed: %s", item.loc.folder, item.loc.uid, item.record.attempts, error)
                 self.store.record_failure(item.record.id, error)
+                self.metrics.errors.inc()
                 if item.record.attempts >= self.max_attempts:
                     return self._quarantine(session, item, error)
                 item.record = self.store.begin_attempt(item.loc)
@@ -196,8 +199,7 @@ class Pipeline:
             self._apply(session, loc.uid, Decision((), decision.keywords), None)
             return self._finish(loc, record, "skipped", error=f"same message as record {original.id}")
         if item.scores is None:
-            with self._model_lock:
-                item.scores = self.classifier.predict([parsed.text])[0]
+            item.scores = self._predict([parsed.text])[0]
         decision = decide(item.scores, parsed.language, self.thresholds(), self.tagging)
         evidence: dict[str, str] = {}
         if decision.labels:
@@ -219,6 +221,10 @@ class Pipeline:
         self._apply(session, loc.uid, decision, parsed.message_id)
         return self._finish(loc, record, "done", labels=decision.labels)
 
+    def _predict(self, texts: list[str]) -> list[dict[str, float]]:
+        with self._model_lock, self.metrics.classify_seconds.time():
+            return self.classifier.predict(texts)
+
     # -- effects ---------------------------------------------------------------
 
     def _apply(self, session: FolderSession, uid: int, decision: Decision, message_id: str | None) -> None:
@@ -234,6 +240,7 @@ class Pipeline:
 
     def _quarantine(self, session: FolderSession, item: _Work, error: str) -> Outcome:
         log.error("%s/%s uid %d: quarantined after %d attempts", item.loc.mailbox, item.loc.folder, item.loc.uid, item.record.attempts)
+        self.metrics.quarantined.inc()
         if not self.dry_run:
             session.add_keywords(item.loc.uid, [self.tagging.error_keyword])
         return self._finish(item.loc, item.record, "quarantined", error=error)
@@ -242,6 +249,9 @@ class Pipeline:
         fields = {"error": error} if error is not None else {}
         self.store.finish(record.id, loc, state=state, **fields)
         outcome = Outcome(loc.uid, state, tuple(labels))
+        self.metrics.messages.labels(loc.mailbox, state).inc()
+        for label in labels:
+            self.metrics.flagged.labels(label).inc()
         if self.on_outcome is not None:
             self.on_outcome(loc, outcome)
         if state == "done":

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from service.errors import MailboxAuthError, MailboxError, StoreError
 from service.mailbox.base import FolderSession
+from service.metrics import Metrics
 from service.pipeline import Pipeline
 from service.settings import MailboxSettings
 
@@ -48,6 +49,7 @@ class FolderWatcher:
         *,
         opener: Callable[[MailboxSettings, str], FolderSession],
         backoff: Backoff,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.folder = folder
@@ -59,6 +61,8 @@ class FolderWatcher:
         self.reconnects = 0
         self.last_error: str | None = None
         self.name = f"{settings.name}/{folder}"
+        self.metrics = metrics or pipeline.metrics
+        self._connected = self.metrics.connected.labels(settings.name, folder)
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -66,6 +70,7 @@ class FolderWatcher:
             try:
                 session = self.opener(self.settings, self.folder)
                 self.state = "connected"
+                self._connected.set(1)
                 self.last_error = None
                 self.backoff.reset()
                 log.info("%s: connected", self.name)
@@ -83,12 +88,14 @@ class FolderWatcher:
                 log.exception("%s: unexpected error", self.name)
                 self.last_error = f"{exc.__class__.__name__}: {exc}"
             finally:
+                self._connected.set(0)
                 if session is not None:
                     session.close()
             if self.stop.is_set():
                 break
             self.state = "reconnecting"
             self.reconnects += 1
+            self.metrics.reconnects.labels(self.settings.name).inc()
             delay = self.backoff.next_delay()
             log.info("%s: reconnecting in %.1f s", self.name, delay)
             self.stop.wait(delay)
