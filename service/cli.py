@@ -131,6 +131,26 @@ def scan_command(ctx: click.Context, paths: tuple[Path, ...], output, progress: 
         ctx.exit(1)
 
 
+@main.command("demo")
+@click.option("--keep-running", is_flag=True, help="Keep the server and daemon up to look at the tags in a mail client.")
+@click.pass_context
+def demo(ctx: click.Context, keep_running: bool) -> None:
+    """Try WarningShot on a throwaway local mailbox with sample mail.
+
+    Starts a private Dovecot on 127.0.0.1 (needs root and Debian's
+    dovecot-imapd), delivers the multilingual samples in config/demo/, runs
+    the daemon with the shipped model and prints what it tagged.
+    """
+    settings = _load(ctx)
+    configure_logging(ctx.obj["log_level"] or "WARNING", ctx.obj["log_format"] or settings.logging.format)
+    from service.demo import run_demo
+
+    try:
+        ctx.exit(run_demo(settings, click.echo, keep_running=keep_running))
+    except WarningShotError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 for command in CLASSIFIER_COMMANDS:
     main.add_command(command)
 

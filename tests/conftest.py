@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 SUPPORT = Path(__file__).resolve().parent / "support"
 sys.path.insert(0, str(SUPPORT))
 
-from dovecot import Dovecot  # noqa: E402
+from service.local_dovecot import Dovecot  # noqa: E402
 
 PASSWORD = "support-pass"
 

@@ -16,7 +16,7 @@ from conftest import (
     wait_for,
     write_config,
 )
-from dovecot import Dovecot
+from service.local_dovecot import Dovecot
 
 SCANNED = "WarningShot/Scanned"
 
