@@ -30,14 +30,14 @@ listen = 127.0.0.1
 ssl = {ssl}
 {ssl_files}
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{oauth_mechanisms}
 default_login_user = dovenull
 default_internal_user = dovecot
 default_internal_group = dovecot
 first_valid_uid = 1
 mail_location = maildir:{root}/mail/%u
 mail_fsync = never
-passdb {{
+{oauth_passdb}passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {root}/passwd
 }}
@@ -95,6 +95,7 @@ class Dovecot:
     users: dict[str, str] = field(default_factory=lambda: {"support": "support-pass"})
     capabilities: str | None = None
     tls: bool = False
+    oauth2_introspection_url: str | None = None
     root: Path = field(init=False)
     port: int = field(init=False)
 
@@ -121,10 +122,25 @@ class Dovecot:
             self._make_certificate()
             ssl_files = f"ssl_cert = <{self.root}/cert.pem\nssl_key = <{self.root}/key.pem"
         capability = f"imap_capability = {self.capabilities}" if self.capabilities else ""
+        oauth_passdb = oauth_mechanisms = ""
+        if self.oauth2_introspection_url:
+            # Tokens are checked by POSTing them to an introspection endpoint
+            # (RFC 7662) that the caller runs; Dovecot trusts its "active".
+            (self.root / "oauth2.conf").write_text(
+                "introspection_mode = post\n"
+                f"introspection_url = {self.oauth2_introspection_url}\n"
+                "username_attribute = username\nactive_attribute = active\nactive_value = true\n"
+            )
+            oauth_mechanisms = " xoauth2 oauthbearer"
+            oauth_passdb = (
+                "passdb {\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n"
+                f"  args = {self.root}/oauth2.conf\n}}\n"
+            )
         self.config.write_text(
             CONFIG.format(
                 root=self.root, port=self.port, tls_port=self.tls_port, ssl="yes" if self.tls else "no",
                 ssl_files=ssl_files, capability=capability,
+                oauth_passdb=oauth_passdb, oauth_mechanisms=oauth_mechanisms,
             )
         )
 
