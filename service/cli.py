@@ -96,7 +96,38 @@ def run(ctx: click.Context) -> None:
         ctx.exit(2)
     except WarningShotError as exc:
         raise click.ClickException(str(exc)) from exc
-    ctx.exit(daemon.run_forever())
+    try:
+        code = daemon.run_forever()
+    except ConfigError as exc:  # e.g. the API's port is taken
+        click.echo(f"warningshot: {exc}", err=True)
+        ctx.exit(2)
+    ctx.exit(code)
+
+
+@main.command("api")
+@click.option("--host", default=None, help="Listen address (default: api.host, 127.0.0.1).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default: api.port, 8025).")
+@click.pass_context
+def api_command(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Serve the admin HTTP API alone against the store (docs at /docs).
+
+    For when the daemon runs without `api.enabled`, or elsewhere: thresholds
+    saved here reach the daemon within a second. Mailbox states are only known
+    to the API inside the daemon. Tokens: api.admin_tokens / api.viewer_tokens,
+    or WARNINGSHOT_API__ADMIN_TOKENS='["..."]'.
+    """
+    settings = _load(ctx)
+    _setup_logging(ctx, settings)
+    from service.api.server import serve
+
+    try:
+        code = serve(settings, host=host, port=port)
+    except ConfigError as exc:
+        click.echo(f"warningshot: {exc}", err=True)
+        ctx.exit(2)
+    except WarningShotError as exc:
+        raise click.ClickException(str(exc)) from exc
+    ctx.exit(code)
 
 
 @main.command("scan")

@@ -7,17 +7,23 @@ import signal
 import threading
 from collections.abc import Callable
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from classifiers.interface import Classifier
+from service.api.live_thresholds import LiveThresholds
 from service.errors import ConfigError
 from service.mailbox.base import FolderSession
 from service.mailbox.imap import open_folder
 from service.metrics import Metrics
 from service.pipeline import Pipeline
+from service.playbook.engine import Playbook
 from service.scoring import effective_thresholds, load_classifier
 from service.settings import MailboxSettings, Settings
 from service.store import Store
 from service.watcher import Backoff, FolderWatcher
+
+if TYPE_CHECKING:
+    from service.api.server import ApiServer
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +46,25 @@ class Daemon:
         self.store = Store(settings.store.url, store_bodies=settings.store.store_bodies)
         self.store.migrate()
         self.classifier = classifier or load_classifier(settings.model)
+        # Thresholds stored through the admin API apply from the next message on.
+        self.thresholds = LiveThresholds(self.store, lambda: effective_thresholds(self.classifier, settings))
+        # Drafts, sender history and approval (approve_draft, reject_draft, reset_sender
+        # for the API). Its litmus test calls the model through the pipeline's lock.
+        self.playbook = Playbook(
+            settings, self.store, score=lambda texts: self.pipeline.predict(texts), thresholds=self.thresholds,
+            opener=opener,
+        )
         self.pipeline = Pipeline(
             classifier=self.classifier,
             store=self.store,
             tagging=settings.tagging,
-            thresholds=lambda: effective_thresholds(self.classifier, settings),
+            thresholds=self.thresholds,
             max_attempts=settings.daemon.max_attempts,
             batch_size=settings.daemon.batch_size,
             max_chars=settings.model.max_chars,
             dry_run=settings.daemon.dry_run,
             metrics=self.metrics,
+            playbook=self.playbook,
         )
         self.watchers = [
             FolderWatcher(
@@ -60,8 +75,15 @@ class Daemon:
             for folder in mailbox.folders
         ]
         self._threads: list[threading.Thread] = []
+        self.api: ApiServer | None = None
+        if settings.api.enabled:
+            from service.api.server import daemon_server  # FastAPI loads only when the API is on
+
+            self.api = daemon_server(self)
 
     def start(self) -> None:
+        if self.api is not None:
+            self.api.start()
         for watcher in self.watchers:
             thread = threading.Thread(target=watcher.run, name=f"watch:{watcher.name}", daemon=True)
             thread.start()
@@ -86,6 +108,8 @@ class Daemon:
         while not self.stop.wait(0.5):
             pass
         self.join()
+        if self.api is not None:
+            self.api.stop()
         self.store.close()
         log.info("stopped cleanly")
         return 0

@@ -16,7 +16,13 @@ called, with ``raise ... from exc``, and never leak further up::
     │   └── ModelFilesError          shipped model files are missing, corrupt or mismatched
     ├── StoreError               the database cannot be reached or migrated
     ├── TemplateError            a reply template is missing, broken or lacks a value
-    └── SendError                a draft could not be sent over SMTP
+    ├── SendError                a draft or a counsel forward could not be sent over SMTP (retried, capped)
+    │   └── SendRefusedError         the server refused the login, sender or recipient (not retried)
+    └── PlaybookError            a draft or sender operation cannot be done as asked
+        ├── UnknownDraftError        no draft has that id
+        ├── UnknownSenderError       no sender has that address
+        ├── DraftStateError          the draft's state does not allow it (already sent, rejected, sending)
+        └── DraftBlockedError        the litmus test flagged the text: it would not look good published
 """
 
 from __future__ import annotations
@@ -71,4 +77,34 @@ class TemplateError(WarningShotError):
 
 
 class SendError(WarningShotError):
-    """A draft could not be delivered over SMTP."""
+    """A draft or forward could not be delivered over SMTP; ``attempts`` says how many tries were made."""
+
+    attempts: int = 0
+
+
+class SendRefusedError(SendError):
+    """The SMTP server refused the credentials, the sender or a recipient; retrying will not help."""
+
+
+class PlaybookError(WarningShotError):
+    """A draft or sender operation (approve, reject, reset) cannot be done as asked."""
+
+
+class UnknownDraftError(PlaybookError):
+    """No draft has the given id."""
+
+
+class UnknownSenderError(PlaybookError):
+    """No sender with the given (normalised) address has been seen."""
+
+
+class DraftStateError(PlaybookError):
+    """The draft's state does not allow the operation (already sent, rejected, or being sent)."""
+
+
+class DraftBlockedError(PlaybookError):
+    """The classifier flagged the draft's text; ``labels`` are the labels that fired."""
+
+    def __init__(self, message: str, labels: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.labels = labels

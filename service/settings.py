@@ -66,6 +66,12 @@ class MailboxSettings(_Section):
     tls_verify: bool = True
     tls_ca_file: Path | None = Field(default=None, description="CA bundle for a server with a private certificate.")
     drafts_folder: str = "Drafts"
+    sent_folder: str = Field(
+        default="Sent", description="Approved replies are filed here; empty when the server files sent mail itself (Gmail)."
+    )
+    address: str = Field(
+        default="", description="Support address the drafts are sent from; default: username when it is an address."
+    )
 
     @property
     def effective_port(self) -> int:
@@ -177,11 +183,122 @@ class DaemonSettings(_Section):
 
 
 class ApiSettings(_Section):
-    enabled: bool = False
-    host: str = "127.0.0.1"
+    """The admin HTTP API (see docs/api.md); tokens best set as WARNINGSHOT_API__ADMIN_TOKENS='["..."]'."""
+
+    enabled: bool = Field(default=False, description="Serve the API from inside `warningshot run`.")
+    host: str = Field(default="127.0.0.1", min_length=1, description="Listen address; keep it local behind a TLS proxy.")
     port: int = Field(default=8025, ge=1, le=65535)
-    admin_tokens: list[SecretStr] = Field(default_factory=list)
-    viewer_tokens: list[SecretStr] = Field(default_factory=list)
+    admin_tokens: list[SecretStr] = Field(default_factory=list, description="Bearer tokens allowed everything.")
+    viewer_tokens: list[SecretStr] = Field(default_factory=list, description="Bearer tokens allowed GET requests only.")
+    protect_health: bool = Field(default=False, description="Require a token for /healthz and /readyz.")
+    protect_metrics: bool = Field(default=False, description="Require a token for /metrics.")
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=16 * 1024 * 1024, description="Larger request bodies get 413.")
+    cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS; empty = CORS off.")
+
+    @field_validator("admin_tokens", "viewer_tokens")
+    @classmethod
+    def _strong_tokens(cls, tokens: list[SecretStr]) -> list[SecretStr]:
+        for token in tokens:
+            secret = token.get_secret_value()
+            if secret.lower() in _PLACEHOLDER_SECRETS:
+                raise ValueError("a token is a placeholder value from the example; generate a real one")
+            if len(secret) < 16 or not secret.isascii() or not secret.isprintable() or " " in secret:
+                raise ValueError("a token must be at least 16 printable ASCII characters without spaces "
+                                 "(e.g. `openssl rand -hex 32`)")
+        return tokens
+
+    @model_validator(mode="after")
+    def _tokens_needed(self) -> ApiSettings:
+        admin = {t.get_secret_value() for t in self.admin_tokens}
+        if admin & {t.get_secret_value() for t in self.viewer_tokens}:
+            raise ValueError("the same token is listed as admin and viewer token")
+        if self.enabled and not (self.admin_tokens or self.viewer_tokens):
+            raise ValueError("enabled = true needs admin_tokens or viewer_tokens (or WARNINGSHOT_API__ADMIN_TOKENS)")
+        return self
+
+
+_PLACEHOLDER_TEXTS = Literal["company", "agent_name", "from_name", "refund_terms", "docs_url", "alternatives"]
+
+
+class WillSettings(_Section):
+    """The "Will" pattern: a sender who opens many conversations, each answered in the docs."""
+
+    conversations: int = Field(default=10, ge=1, le=10000, description="A sender opening more than this many...")
+    days: int = Field(default=14, ge=1, le=365, description="...conversations within this many days is a Will candidate.")
+    keyword: str = Field(default="WarningShot/Will", pattern=r"^[^\s()\[\]{}%*\"\\]+$")
+    drafts: bool = Field(default=False, description="Draft the Will warning shot and termination (off: tag and record only).")
+    docs_dir: Path | None = Field(default=None, description="Folder of Markdown/HTML docs pages; the closest page is linked.")
+    docs_base_url: str = Field(default="", description="URL of docs_dir's root; a page's link is this plus its relative path.")
+    docs_extension: str = Field(default=".html", description="Extension of the published pages (replaces .md).")
+
+    @model_validator(mode="after")
+    def _docs_url(self) -> WillSettings:
+        if self.docs_dir is not None and not self.docs_base_url:
+            raise ValueError("docs_dir needs docs_base_url, to turn a page into a link")
+        return self
+
+
+class PlaybookSettings(_Section):
+    """Sender history, escalation and the drafted replies a human approves."""
+
+    enabled: bool = Field(default=True, description="Track senders and draft the playbook's replies.")
+    default_language: str = Field(default="en", pattern=r"^[a-z]{2,3}$", description="Replies fall back to this language.")
+    templates_dir: Path | None = Field(default=None, description="Overrides: <dir>/<lang>/<template>.txt replaces a shipped one.")
+    company: str = ""
+    agent_name: str = Field(default="", description="Who signs the replies (the agent edits the draft anyway).")
+    from_name: str = Field(default="", description="Display name of the From address; default: company.")
+    refund_terms: str = Field(default="", description="One or two sentences on the refund, quoted in termination notices.")
+    docs_url: str = Field(default="", description="General docs link for the Will warning shot when no docs index is set.")
+    alternatives: str = Field(default="", description="Alternatives suggested to a Will on termination (optional).")
+    hosted_service: bool = Field(default=False, description="Termination notices give a data-export deadline.")
+    data_export_days: int = Field(default=30, ge=1, le=365)
+    localized: dict[str, dict[_PLACEHOLDER_TEXTS, str]] = Field(
+        default_factory=dict, description="Per-language values of the texts above, e.g. [playbook.localized.fr]."
+    )
+    normalise_plus: bool = Field(default=True, description="name+tag@x and name@x are one sender.")
+    normalise_gmail_dots: bool = Field(default=True, description="f.o.o@gmail.com and foo@gmail.com are one sender.")
+    gmail_domains: list[str] = Field(default_factory=lambda: ["gmail.com", "googlemail.com"])
+    will: WillSettings = Field(default_factory=WillSettings)
+
+
+class SmtpSettings(_Section):
+    """Where approved replies and counsel forwards are sent."""
+
+    host: str = "localhost"
+    port: int | None = Field(default=None, ge=1, le=65535, description="Defaults to 465 for tls, 587 for starttls, 25 for plain.")
+    security: Literal["tls", "starttls", "plain"] = Field(default="starttls", description="'plain' is only accepted for localhost.")
+    username: str = Field(default="", description="Empty: no AUTH.")
+    password: SecretStr = Field(default=SecretStr(""), description="Or WARNINGSHOT_SMTP__PASSWORD.")
+    timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    tls_verify: bool = True
+    tls_ca_file: Path | None = None
+    max_attempts: int = Field(default=3, ge=1, le=20, description="Tries per send before it is reported as failed.")
+    retry_delay_seconds: float = Field(default=2.0, ge=0, le=300, description="Doubles after each failed try.")
+
+    @property
+    def effective_port(self) -> int:
+        if self.port is not None:
+            return self.port
+        return {"tls": 465, "starttls": 587, "plain": 25}[self.security]
+
+    @model_validator(mode="after")
+    def _check(self) -> SmtpSettings:
+        if self.security == "plain" and self.host not in {"localhost", "127.0.0.1", "::1"}:
+            raise ValueError("security = 'plain' is only allowed for localhost")
+        secret = self.password.get_secret_value()
+        if secret and secret.lower() in _PLACEHOLDER_SECRETS:
+            raise ValueError("password is a placeholder value from the example; set the real one")
+        if secret and not self.username:
+            raise ValueError("a password without a username")
+        return self
+
+
+class CounselSettings(_Section):
+    """Where legal threats, and later mail of a sender who made one, are routed."""
+
+    folder: str = Field(default="", description="Copy the message to this folder (created when missing).")
+    address: str = Field(default="", description="Forward the message as an attachment to this address over SMTP.")
+    keyword: str = Field(default="WarningShot/Counsel", pattern=r"^[^\s()\[\]{}%*\"\\]+$")
 
 
 class LoggingSettings(_Section):
@@ -204,6 +321,9 @@ class Settings(BaseSettings):
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    playbook: PlaybookSettings = Field(default_factory=PlaybookSettings)
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    counsel: CounselSettings = Field(default_factory=CounselSettings)
 
     @field_validator("mailboxes")
     @classmethod
@@ -255,6 +375,13 @@ def _resolve_relative_paths(data: dict, base: Path) -> None:
                 model[key] = str((base / value).resolve())
             elif isinstance(value, str) and value:
                 model[key] = str(Path(value).expanduser())
+    playbook = data.get("playbook")
+    will = playbook.get("will") if isinstance(playbook, dict) else None
+    smtp = data.get("smtp")
+    for section, key in ((playbook, "templates_dir"), (will, "docs_dir"), (smtp, "tls_ca_file")):
+        value = section.get(key) if isinstance(section, dict) else None
+        if isinstance(value, str) and value:
+            section[key] = str((base / Path(value).expanduser()).resolve())
 
 
 def _format_error(err: dict, data: dict) -> str:

@@ -16,10 +16,11 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from email.message import Message
 from typing import Final, TypeVar
 
-from inscriptis import get_text
+from inscriptis import get_text  # type: ignore[import-untyped]
 
 from service.mail.charsets import decode_bytes
 
@@ -38,24 +39,32 @@ _META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0
 _UNSAFE_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 
 
+@dataclass(frozen=True, slots=True)
+class _Fragment:
+    """One displayable part: plain text, or HTML still to be converted."""
+
+    text: str
+    is_html: bool
+
+
 class _Walk:
-    """State of one body extraction: defect codes and the part budget."""
+    """One body extraction: visits every part at most once, collects defect codes."""
 
     def __init__(self) -> None:
         self.defects: list[str] = []
         self.parts_seen = 0
         self.first_charset: str | None = None
 
-    def texts(self, part: Message, depth: int, allow_html: bool) -> list[str]:
-        """The readable texts under ``part``, in display order."""
-        texts = self._texts(part, depth, allow_html)
+    def fragments(self, part: Message, depth: int) -> list[_Fragment]:
+        """The displayable fragments under ``part``, in display order."""
+        fragments = self._fragments(part, depth)
         # Parser defects (bad base64, missing boundaries) are complete only
         # once the payload has been decoded.
         for defect in getattr(part, "defects", ()):
             self.add_defect(defect_code(defect))
-        return texts
+        return fragments
 
-    def _texts(self, part: Message, depth: int, allow_html: bool) -> list[str]:
+    def _fragments(self, part: Message, depth: int) -> list[_Fragment]:
         self.parts_seen += 1
         if self.parts_seen > MAX_PARTS:
             self.add_defect("mime_too_many_parts")
@@ -74,36 +83,18 @@ class _Walk:
             # string; it is the sender's text more often than not.
             ctype = "text/plain"
         if multipart:
-            children = _safe(part.get_payload, [], self.defects)
-            if not isinstance(children, list):
+            children: object = _safe(lambda: part.get_payload(), None, self.defects)
+            if not isinstance(children, list) or not children:
                 return []
+            if ctype == "multipart/related":
+                return self.fragments(children[0], depth + 1)
+            found = [self.fragments(child, depth + 1) for child in children]
             if ctype == "multipart/alternative":
-                return self._alternative(children, depth)
-            if ctype == "multipart/related" and children:
-                return self.texts(children[0], depth + 1, allow_html)
-            out: list[str] = []
-            for child in children:
-                out.extend(self.texts(child, depth + 1, allow_html))
-            return out
-        if ctype == "text/plain":
+                return _best_alternative(found)
+            return [fragment for fragments in found for fragment in fragments]
+        if ctype in ("text/plain", "text/html"):
             text = self._decode(part, ctype)
-            return [text] if text else []
-        if ctype == "text/html" and allow_html:
-            text = self._html(part, ctype)
-            return [text] if text else []
-        return []
-
-    def _alternative(self, children: list[Message], depth: int) -> list[str]:
-        budget = self.parts_seen
-        for allow_html in (False, True):
-            for child in children:
-                texts = self.texts(child, depth + 1, allow_html)
-                if any(t.strip() for t in texts):
-                    return texts
-            if not allow_html:
-                # The plain-only pass visited these parts already; do not
-                # charge them twice against the part budget.
-                self.parts_seen = budget
+            return [_Fragment(text, ctype == "text/html")] if text.strip() else []
         return []
 
     def _decode(self, part: Message, ctype: str) -> str:
@@ -125,13 +116,12 @@ class _Walk:
             self.add_defect(code)
         return clean_text(text, self.defects)
 
-    def _html(self, part: Message, ctype: str) -> str:
-        html = self._decode(part, ctype)
-        if not html.strip():
-            return ""
+    def render(self, fragment: _Fragment) -> str:
+        if not fragment.is_html:
+            return fragment.text
         try:
-            return get_text(html)
-        except Exception:  # noqa: BLE001 - lxml rejects some inputs; the mail must still parse
+            return str(get_text(fragment.text))
+        except Exception:  # lxml rejects some inputs outright; the rest of the mail still counts
             logger.debug("html conversion failed", exc_info=True)
             self.add_defect("html_unconvertible")
             return ""
@@ -141,10 +131,20 @@ class _Walk:
             self.defects.append(code)
 
 
+def _best_alternative(alternatives: list[list[_Fragment]]) -> list[_Fragment]:
+    """The first alternative with plain text, else the first with anything."""
+    # HTML is converted only after this choice, so a mail with a plain-text
+    # version never pays for the HTML conversion.
+    for fragments in alternatives:
+        if any(not f.is_html for f in fragments):
+            return fragments
+    return next((fragments for fragments in alternatives if fragments), [])
+
+
 def extract_body(message: Message) -> tuple[str, str | None, tuple[str, ...]]:
     """Return (body text, first declared text charset, defect codes) of a parsed message."""
     walk = _Walk()
-    texts = walk.texts(message, 0, allow_html=True)
+    texts = (walk.render(fragment) for fragment in walk.fragments(message, 0))
     body = "\n\n".join(t.strip("\n") for t in texts if t.strip())
     if not body:
         walk.add_defect("no_text_body")
@@ -168,7 +168,7 @@ def defect_code(defect: object) -> str:
 def _safe(call: Callable[[], T], default: T, defects: list[str]) -> T:
     try:
         return call()
-    except Exception:  # noqa: BLE001 - see the module docstring
+    except Exception:  # see the module docstring: one bad part must not lose the others
         logger.debug("mime part access failed", exc_info=True)
         if "mime_part_unreadable" not in defects:
             defects.append("mime_part_unreadable")

@@ -107,7 +107,7 @@ def _resolve(name: str) -> str | None:
         # and "undefined"; a sender can name them, and they are not charsets.
         # A text codec decodes bytes to str.
         is_text = isinstance(codecs.decode(b"", codec), str)
-    except Exception:  # noqa: BLE001 - registered codecs fail in their own ways (zlib.error...)
+    except Exception:  # noqa: BLE001 - each registered codec fails its own way (zlib.error...)
         return None
     return codec if is_text and codec not in _NOT_CHARSETS else None
 
@@ -148,9 +148,8 @@ def decode_bytes(data: bytes, declared: str | None, *, partial: bool = False) ->
         defects.append("charset_guessed")
         return guessed[1], tuple(defects)
     defects.append("charset_undecodable")
-    return data.decode(codec if codec and codec not in _NOT_ASCII_SAFE else "cp1252", errors="replace"), tuple(
-        defects
-    )
+    fallback = codec if codec and codec not in _NOT_ASCII_SAFE else "cp1252"
+    return data.decode(fallback, errors="replace"), tuple(defects)
 
 
 def _strict(data: bytes, codec: str, partial: bool) -> str:
@@ -173,7 +172,7 @@ def _guess(data: bytes) -> tuple[str, str] | None:
     """charset-normalizer's best (encoding, text) for ``data`` among the usual mail charsets."""
     try:
         matches = list(from_bytes(data, cp_isolation=list(_GUESS_ORDER)))
-    except Exception:  # noqa: BLE001 - a detector failure only means "no guess"
+    except Exception:  # a detector failure only means "no guess"
         logger.debug("charset detection failed", exc_info=True)
         return None
     if not matches:

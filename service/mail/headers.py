@@ -117,9 +117,9 @@ def _has_surrogates(value: str) -> bool:
 
 
 def _decode_8bit(data: bytes, charset_hint: str | None) -> str:
-    # RFC 6532 allows UTF-8 headers, and a valid UTF-8 decode of non-ASCII
-    # bytes is rarely an accident; only then is the body's charset a better bet
-    # than guessing from a few dozen bytes.
+    # RFC 6532 allows UTF-8 headers, and non-ASCII bytes that decode as UTF-8
+    # rarely do so by accident. Failing that, the body's declared charset is a
+    # better bet than guessing from a few dozen bytes.
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

@@ -14,7 +14,7 @@ import re
 import threading
 from typing import Final
 
-from py3langid.langid import MODEL_FILE, LanguageIdentifier
+from py3langid.langid import MODEL_FILE, LanguageIdentifier  # type: ignore[import-untyped]
 
 UNDETERMINED: Final = "und"
 

@@ -12,16 +12,17 @@ with a retraining.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import itertools
 import json
 import logging
 import re
+from collections.abc import Callable
 from email import policy
 from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import Message
 from email.parser import BytesParser
-from collections.abc import Callable
 from typing import Final, TypeVar
 
 from service.errors import MessageError
@@ -80,20 +81,21 @@ def parse_message(raw: bytes, *, max_chars: int = DEFAULT_MAX_CHARS) -> ParsedMe
 
     body, charset_hint = "", None
     if complete:
-        body, charset_hint, body_defects = _guarded(
-            lambda: extract_body(message), ("", None, ()), defects, "body_unreadable"
-        )
+        no_body: tuple[str, str | None, tuple[str, ...]] = ("", None, ())
+        body, charset_hint, body_defects = _guarded(lambda: extract_body(message), no_body, defects, "body_unreadable")
         defects.extend(body_defects)
     defects.extend(defect_code(d) for d in message.defects)
 
-    subject = _guarded(lambda: _header_text(headers, "subject", charset_hint, defects), "", defects, "subject_unreadable")
-    sender, sender_name = _guarded(lambda: _sender(headers, charset_hint, defects), ("", ""), defects, "from_unparsable")
+    hint = charset_hint
+    subject = _guarded(lambda: _header_text(headers, "subject", hint, defects), "", defects, "subject_unreadable")
+    sender, sender_name = _guarded(lambda: _sender(headers, hint, defects), ("", ""), defects, "from_unparsable")
     date = _guarded(lambda: _date(headers, defects), None, defects, "date_invalid")
     message_id = _guarded(lambda: _message_id(headers, defects), None, defects, "message_id_invalid")
     in_reply_to = next(iter(message_ids(_first(headers, "in-reply-to"))), None)
     references = message_ids(" ".join(headers.get("references", [])))
 
     cleaned, text, truncated = _model_text(subject, body, max_chars)
+    # A mail whose body is empty or all quote still has a language: its subject's.
     language = detect_language(cleaned or subject)
     key = message_id if message_id and is_valid_message_id(message_id) else _fallback_key(headers, data)
 
@@ -135,20 +137,24 @@ def _guarded(call: Callable[[], T], default: T, defects: list[str], code: str) -
     """
     try:
         return call()
-    except Exception:  # noqa: BLE001
+    except Exception:  # translated into a defect code, see the docstring
         logger.debug("degraded: %s", code, exc_info=True)
         defects.append(code)
         return default
 
 
 def _normalise_raw(data: bytes, defects: list[str]) -> bytes:
-    # Windows tools save .eml files as UTF-16; the mail inside is still a mail.
-    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or _looks_utf16le(data):
+    # Windows tools save .eml files as UTF-16, or as UTF-8 with a byte order
+    # mark that would otherwise become part of the first header's name.
+    has_bom = data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+    if has_bom or _looks_utf16le(data):
         try:
-            data = data.decode("utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-16-le").encode("utf-8")
+            data = data.decode("utf-16" if has_bom else "utf-16-le").encode("utf-8")
             defects.append("raw_utf16")
         except UnicodeDecodeError:
             defects.append("raw_utf16_undecodable")
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
     # Leading blank lines would make the parser read every header as body.
     return data.lstrip(b"\r\n\t \x00")
 
@@ -195,12 +201,12 @@ def _parse_bytes(data: bytes, defects: list[str]) -> tuple[Message, bool]:
         # The stdlib parser recurses per nesting level and gives up near a
         # thousand levels; the headers are still worth having.
         defects.append("mime_too_deep")
-    except Exception:  # noqa: BLE001 - a parser bug on hostile input must not lose the message
+    except Exception:  # a parser bug on hostile input must not lose the message
         logger.debug("mime parse failed, reading headers only", exc_info=True)
     defects.append("mime_unparsable")
     try:
         return parser.parsebytes(data, headersonly=True), False
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # not even a header block: not a mail
         raise MessageError("the header block cannot be parsed") from exc
 
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from mailparser_reply.constants import MAIL_LANGUAGES
+from mailparser_reply.constants import MAIL_LANGUAGES  # type: ignore[import-untyped]
 
 # Invisible direction and width marks that RTL clients wrap around names and
 # dates in quote headers; they carry no meaning for the classifier either.
@@ -111,8 +111,8 @@ _FORWARD_INTRO: Final = re.compile(
 
 # "Sent from my iPhone" lines: a sender prefix, a device or mail app, and
 # nothing that reads like a sentence ("Sent from my iPhone. I will find you."
-# stays). Prefixes from the library's ``sent_from`` entries plus the RTL,
-# Russian, Turkish, Portuguese and Polish forms.
+# stays). Only the line goes; the library's ``sent_from`` rule would cut from
+# it to the end of the mail, and covers neither RTL languages nor Russian.
 _SENT_FROM: Final = re.compile(
     r"(?:sent from|sent with|sent via|get outlook for|envoyé de|envoyé depuis|envoyé avec|von meinem|gesendet von"
     r"|gesendet mit|enviado desde|enviado do|enviado de|inviato da|verzonden (?:met|vanaf|van)|verstuurd (?:met|vanaf)"
@@ -196,10 +196,14 @@ def _quote_header_end(lines: list[str], i: int) -> int | None:
     if line.endswith(":"):
         if _FORWARD_INTRO.fullmatch(line) or _is_attribution(line):
             return i + 1
-    elif i + 1 < len(lines) and lines[i + 1].endswith(":") and len(lines[i + 1]) <= _MAX_HEADER_LINE:
+    elif (
         # Gmail wraps a long header: "On ..., John Doe <\njohn@example.com> wrote:".
-        if _is_attribution(line + "\n" + lines[i + 1]):
-            return i + 2
+        i + 1 < len(lines)
+        and lines[i + 1].endswith(":")
+        and len(lines[i + 1]) <= _MAX_HEADER_LINE
+        and _is_attribution(line + "\n" + lines[i + 1])
+    ):
+        return i + 2
     if _FROM_FIELD.match(line):
         return _field_block_end(lines, i)
     return None

@@ -36,7 +36,7 @@ class FolderSession(Protocol):
         """Full messages, fetched without setting \\Seen; vanished UIDs are absent."""
         ...
 
-    def add_keywords(self, uid: int, keywords: Sequence[str]) -> None: ...
+    def add_keywords(self, uids: Sequence[int], keywords: Sequence[str]) -> None: ...
 
     def add_gmail_labels(self, uid: int, labels: Sequence[str]) -> None:
         """Set Gmail labels; a no-op on servers without X-GM-EXT-1."""
@@ -47,6 +47,18 @@ class FolderSession(Protocol):
         ...
 
     def move_to(self, uid: int, folder: str) -> None: ...
+
+    def append(self, folder: str, raw: bytes, flags: Sequence[str]) -> None:
+        """Store ``raw`` in ``folder`` (created when missing) with ``flags``, e.g. a draft with \\Draft."""
+        ...
+
+    def has_message_id(self, folder: str, message_id: str) -> bool:
+        """Whether ``folder`` holds a message with this Message-ID; False when the folder does not exist."""
+        ...
+
+    def delete_message_id(self, folder: str, message_id: str) -> int:
+        """Remove the messages with this Message-ID from ``folder``; how many were removed (0 is fine)."""
+        ...
 
     def wait_for_changes(self, stop: threading.Event) -> None:
         """Block until new mail may have arrived, the renewal interval passed, or ``stop`` is set."""

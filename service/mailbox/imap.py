@@ -140,9 +140,9 @@ class ImapFolderSession:
             out[int(uid)] = FetchedMessage(uid=int(uid), raw=bytes(raw), flags=flags)
         return out
 
-    def add_keywords(self, uid: int, keywords: Sequence[str]) -> None:
-        if keywords:
-            self._call("store", lambda: self.client.add_flags([uid], list(keywords), silent=True))
+    def add_keywords(self, uids: Sequence[int], keywords: Sequence[str]) -> None:
+        if keywords and uids:
+            self._call("store", lambda: self.client.add_flags(list(uids), list(keywords), silent=True))
 
     def add_gmail_labels(self, uid: int, labels: Sequence[str]) -> None:
         if labels and self.is_gmail:
@@ -196,6 +196,36 @@ class ImapFolderSession:
                 self.client.expunge()
 
         self._call("move (copy+expunge)", copy_delete_expunge)
+
+    def append(self, folder: str, raw: bytes, flags: Sequence[str]) -> None:
+        self._ensure_folder(folder)
+        self._call("append", lambda: self.client.append(folder, raw, flags=[f.encode() for f in flags]))
+
+    def has_message_id(self, folder: str, message_id: str) -> bool:
+        if folder not in self._known_folders and not self._call("folder_exists", lambda: self.client.folder_exists(folder)):
+            return False
+        return self._folder_has_message_id(folder, message_id)
+
+    def delete_message_id(self, folder: str, message_id: str) -> int:
+        if not self._call("folder_exists", lambda: self.client.folder_exists(folder)):
+            return 0
+
+        def delete() -> int:
+            self.client.select_folder(folder)
+            try:
+                uids = self.client.search(["HEADER", "Message-ID", message_id])
+                if uids:
+                    self.client.add_flags(uids, [b"\\Deleted"], silent=True)
+                    # UID EXPUNGE leaves alone what an agent marked deleted in the same folder.
+                    if b"UIDPLUS" in self._capabilities:
+                        self.client.uid_expunge(uids)
+                    else:
+                        self.client.expunge()
+                return len(uids)
+            finally:
+                self.client.select_folder(self.folder)
+
+        return self._call("delete by Message-ID", delete)
 
     def wait_for_changes(self, stop: threading.Event) -> None:
         if not self.can_idle:

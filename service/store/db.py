@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,54 +124,78 @@ class Store:
                 )
             ).first()
 
-    def handled_with_key(self, mailbox: str, folder: str, key: str) -> MessageRecord | None:
-        """A finished record of the same message (for rescans after a UIDVALIDITY change)."""
+    def handled_keys(self, mailbox: str, folder: str, keys: Iterable[str]) -> dict[str, MessageRecord]:
+        """Finished records of the same messages, by key (for rescans and duplicate deliveries)."""
+        keys = list(dict.fromkeys(keys))
+        if not keys:
+            return {}
         with self.session() as s:
-            return s.scalars(
+            found = s.scalars(
                 select(MessageRecord)
-                .filter_by(mailbox=mailbox, folder=folder, message_key=key)
-                .where(MessageRecord.state.in_(DONE_STATES))
-            ).first()
+                .filter_by(mailbox=mailbox, folder=folder)
+                .where(MessageRecord.message_key.in_(keys), MessageRecord.state.in_(DONE_STATES))
+                .order_by(MessageRecord.id)
+            )
+            out: dict[str, MessageRecord] = {}
+            for rec in found:
+                out.setdefault(rec.message_key or "", rec)
+            return out
 
-    def begin_attempt(self, loc: Location) -> MessageRecord:
-        """Count one more processing attempt, committed before the work starts.
+    def begin_attempts(self, locs: Sequence[Location]) -> dict[int, MessageRecord]:
+        """Count one more processing attempt per message, committed before the work starts.
 
         Counting first means a message that crashes the whole process is still
-        recognised as poison after enough restarts.
+        recognised as poison after enough restarts. All ``locs`` share one folder.
         """
+        if not locs:
+            return {}
+        first = locs[0]
         with self.session() as s:
-            rec = s.scalars(
-                select(MessageRecord).filter_by(
-                    mailbox=loc.mailbox, folder=loc.folder, uidvalidity=loc.uidvalidity, uid=loc.uid
+            existing = {
+                rec.uid: rec
+                for rec in s.scalars(
+                    select(MessageRecord)
+                    .filter_by(mailbox=first.mailbox, folder=first.folder, uidvalidity=first.uidvalidity)
+                    .where(MessageRecord.uid.in_([loc.uid for loc in locs]))
                 )
-            ).first()
-            if rec is None:
-                rec = MessageRecord(
-                    mailbox=loc.mailbox, folder=loc.folder, uidvalidity=loc.uidvalidity, uid=loc.uid,
-                    state="processing", attempts=0,
-                )
-                s.add(rec)
-            rec.attempts += 1
+            }
+            for loc in locs:
+                if loc.uid not in existing:
+                    existing[loc.uid] = MessageRecord(
+                        mailbox=loc.mailbox, folder=loc.folder, uidvalidity=loc.uidvalidity, uid=loc.uid,
+                        state="processing", attempts=0,
+                    )
+                    s.add(existing[loc.uid])
+                existing[loc.uid].attempts += 1
             s.flush()
-            return rec
+            return existing
 
-    def record_decision(self, record_id: int, **fields: Any) -> MessageRecord:
-        """Store what was parsed and decided; effects follow, then :meth:`finish`."""
-        if not self.store_bodies:
-            fields.pop("body", None)
+    def begin_attempt(self, loc: Location) -> MessageRecord:
+        return self.begin_attempts([loc])[loc.uid]
+
+    def record_decisions(self, decisions: Mapping[int, dict[str, Any]]) -> None:
+        """Store what was parsed and decided, per record id; effects follow, then :meth:`finish_many`."""
         with self.session() as s:
-            rec = s.get_one(MessageRecord, record_id)
-            for name, value in fields.items():
-                setattr(rec, name, value)
-            rec.state = "decided"
-            rec.error = None
-            return rec
+            for record_id, fields in decisions.items():
+                rec = s.get_one(MessageRecord, record_id)
+                for name, value in fields.items():
+                    if name != "body" or self.store_bodies:
+                        setattr(rec, name, value)
+                rec.state = "decided"
+                rec.error = None
+
+    def record_decision(self, record_id: int, **fields: Any) -> None:
+        self.record_decisions({record_id: fields})
+
+    def forget_attempts(self, record_ids: Iterable[int]) -> None:
+        """Undo :meth:`begin_attempts` when the connection, not the message, failed."""
+        with self.session() as s:
+            for record_id in record_ids:
+                rec = s.get_one(MessageRecord, record_id)
+                rec.attempts = max(0, rec.attempts - 1)
 
     def forget_attempt(self, record_id: int) -> None:
-        """Undo :meth:`begin_attempt` when the connection, not the message, failed."""
-        with self.session() as s:
-            rec = s.get_one(MessageRecord, record_id)
-            rec.attempts = max(0, rec.attempts - 1)
+        self.forget_attempts([record_id])
 
     def record_failure(self, record_id: int, error: str) -> None:
         with self.session() as s:
@@ -179,16 +203,24 @@ class Store:
             rec.error = error
             rec.updated_at = utcnow()
 
-    def finish(self, record_id: int, loc: Location, *, state: str = "done", **fields: Any) -> None:
-        """Mark the message handled and move the checkpoint past it, atomically."""
-        if not self.store_bodies:
-            fields.pop("body", None)
+    def finish_many(self, finished: Sequence[tuple[int, str, dict[str, Any]]], checkpoint: Location | None) -> None:
+        """Mark messages handled and move the checkpoint, in one transaction.
+
+        ``checkpoint`` must be a UID below which every message of the folder
+        is finished; the caller knows, the store cannot.
+        """
         with self.session() as s:
-            rec = s.get_one(MessageRecord, record_id)
-            rec.state = state
-            for name, value in fields.items():
-                setattr(rec, name, value)
-            self._write_checkpoint(s, loc.mailbox, loc.folder, loc.uidvalidity, loc.uid)
+            for record_id, state, fields in finished:
+                rec = s.get_one(MessageRecord, record_id)
+                rec.state = state
+                for name, value in fields.items():
+                    setattr(rec, name, value)
+            if checkpoint is not None:
+                self._write_checkpoint(s, checkpoint.mailbox, checkpoint.folder, checkpoint.uidvalidity, checkpoint.uid)
+
+    def finish(self, record_id: int, loc: Location, *, state: str = "done", **fields: Any) -> None:
+        """Mark one message handled and move the checkpoint past it, atomically."""
+        self.finish_many([(record_id, state, fields)], loc)
 
     def unfinished(self, mailbox: str, folder: str, uidvalidity: int) -> list[MessageRecord]:
         """Records whose decision may be only partly applied (a crash between effects)."""

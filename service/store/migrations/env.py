@@ -2,6 +2,7 @@
 
 from alembic import context
 
+import service.store.playbook_tables  # noqa: F401 - registers the playbook's tables on Base
 from service.store.tables import Base
 
 connection = context.config.attributes["connection"]
