@@ -174,3 +174,156 @@ def daemon_process() -> Iterator[Callable[..., DaemonProcess]]:
     yield start
     for process in started:
         process.stop()
+
+
+# -- the admin API (tests/test_api_*.py) ---------------------------------------
+
+ADMIN_TOKEN = "admin-token-0123456789abcdef"
+VIEWER_TOKEN = "viewer-token-0123456789abcdef"
+
+
+class ApiHandle:
+    """The admin API served by a real uvicorn in a thread, on a port the OS picked, over one store."""
+
+    def __init__(self, store_url: str, api: dict, extra: dict, classifier: object, daemon_state: object) -> None:
+        from service.settings import Settings
+        from service.store import Store
+
+        self.settings = Settings(
+            api={"admin_tokens": [ADMIN_TOKEN], "viewer_tokens": [VIEWER_TOKEN], **api},
+            **{**extra, "store": {"url": store_url, **extra.get("store", {})}},  # type: ignore[dict-item]
+        )
+        self.store = Store(store_url, store_bodies=self.settings.store.store_bodies)
+        self.store.migrate()
+        self.classifier, self.daemon_state = classifier, daemon_state
+        self._uids = iter(range(1, 10**9))
+        self.server = None
+        self.start()
+
+    def start(self) -> None:
+        import httpx
+
+        from service.api.app import create_app
+        from service.api.server import ApiServer
+
+        self.app = create_app(self.settings, self.store, self.classifier, self.daemon_state)
+        self.thresholds = self.app.state.ctx.thresholds
+        self.server = ApiServer(self.app, "127.0.0.1", 0, access_log=False).start()
+        self.url = self.server.url
+        self.admin = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30)
+        self.viewer = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {VIEWER_TOKEN}"}, timeout=30)
+        self.anonymous = httpx.Client(base_url=self.url, timeout=30)
+
+    def stop(self) -> None:
+        if self.server is not None:
+            for client in (self.admin, self.viewer, self.anonymous):
+                client.close()
+            self.server.stop()
+            self.server = None
+
+    def restart(self) -> None:
+        """A new server, app and store object over the same database file."""
+        from service.store import Store
+
+        self.stop()
+        self.store.close()
+        self.store = Store(self.settings.store.url, store_bodies=self.settings.store.store_bodies)
+        self.start()
+
+    def seed(self, **fields: object) -> int:
+        """Insert a handled message as the pipeline would have stored it; return its id."""
+        from service.store import MessageRecord
+
+        uid = next(self._uids)
+        values = {
+            "mailbox": "support", "folder": "INBOX", "uidvalidity": 1, "uid": uid,
+            "message_key": f"<seed-{uid}@example.org>", "message_id": f"<seed-{uid}@example.org>",
+            "sender": f"customer{uid}@example.org", "subject": f"Ticket {uid}", "language": "en",
+            "scores": {"abusive": 0.02, "extortion": 0.02, "legal_threat": 0.02}, "labels": [],
+            "evidence": {}, "action": {}, "state": "done", "attempts": 1,
+            **fields,
+        }
+        with self.store.session() as s:
+            record = MessageRecord(**values)
+            s.add(record)
+            s.flush()
+            return record.id
+
+    def close(self) -> None:
+        self.stop()
+        self.store.close()
+
+
+@pytest.fixture
+def api_server(tmp_path: Path) -> Iterator[Callable[..., ApiHandle]]:
+    """Start API servers: ``api_server(api={...settings.api...}, classifier=..., daemon_state=...)``."""
+    handles: list[ApiHandle] = []
+
+    def start(*, api: dict | None = None, classifier: object = None, daemon_state: object = None,
+              store_url: str | None = None, **extra: object) -> ApiHandle:
+        from marker_classifier import MarkerClassifier
+
+        handle = ApiHandle(
+            store_url or f"sqlite:///{tmp_path / f'api-{len(handles)}.db'}", api or {}, extra,
+            MarkerClassifier() if classifier is None else classifier, daemon_state,
+        )
+        handles.append(handle)
+        return handle
+
+    yield start
+    for handle in handles:
+        handle.close()
+
+
+@pytest.fixture
+def api(api_server: Callable[..., ApiHandle]) -> ApiHandle:
+    return api_server()
+
+
+# -- the playbook: a real SMTP server (aiosmtpd) that collects what it receives ------------------
+
+
+class ReceivedMail:
+    """One message as the SMTP server got it: envelope and raw bytes."""
+
+    def __init__(self, mail_from: str, rcpt_tos: tuple[str, ...], data: bytes) -> None:
+        self.mail_from = mail_from
+        self.rcpt_tos = rcpt_tos
+        self.data = data
+
+    def message(self):  # type: ignore[no-untyped-def]
+        from email import policy
+        from email.parser import BytesParser
+
+        return BytesParser(policy=policy.default).parsebytes(self.data)
+
+
+class SmtpCatcher:
+    """aiosmtpd handler: keeps every accepted message; ``refuse`` answers that many DATA with 451."""
+
+    def __init__(self) -> None:
+        self.received: list[ReceivedMail] = []
+        self.refuse = 0
+        self.host = "127.0.0.1"
+        self.port = 0
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        if self.refuse > 0:
+            self.refuse -= 1
+            return "451 4.3.0 try again later"
+        data = envelope.original_content or envelope.content
+        self.received.append(ReceivedMail(envelope.mail_from, tuple(envelope.rcpt_tos), bytes(data)))
+        return "250 2.0.0 OK"
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpCatcher]:
+    from aiosmtpd.controller import Controller
+    from dovecot import free_port
+
+    handler = SmtpCatcher()
+    handler.port = free_port()
+    controller = Controller(handler, hostname=handler.host, port=handler.port)
+    controller.start()
+    yield handler
+    controller.stop()

@@ -50,7 +50,7 @@ def readiness(ctx: ApiContext) -> Readiness:
         checks["store"] = Check(ok=False, detail=f"unreachable ({exc.__class__.__name__})")
     checks["model"] = (
         Check(ok=True, detail="loaded") if ctx.model.loaded
-        else Check(ok=False, detail=ctx.model.error or "loading")
+        else Check(ok=False, detail=ctx.model.error or "the model is still loading")
     )
     if ctx.daemon is None:
         checks["mailboxes"] = Check(ok=True, detail="not watched by this process (warningshot api)")
