@@ -35,8 +35,8 @@ from imapclient import IMAPClient  # noqa: E402
 from classifiers.interface import Classifier  # noqa: E402
 from service.daemon import Daemon  # noqa: E402
 from service.local_dovecot import Dovecot  # noqa: E402
-from service.settings import Settings  # noqa: E402
 from service.pipeline import Outcome  # noqa: E402
+from service.settings import Settings  # noqa: E402
 
 BODIES = [
     "Hello, my licence key stopped working after the update. Order {n}. Could you check it? Thanks, Dana",

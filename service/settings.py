@@ -60,7 +60,9 @@ class MailboxSettings(_Section):
     oauth2_token_file: Path | None = Field(default=None, description="File holding the current XOAUTH2 access token.")
     folders: list[str] = Field(default_factory=lambda: ["INBOX"], min_length=1)
     idle: bool = Field(default=True, description="Use IMAP IDLE when the server offers it; else poll.")
-    idle_renew_seconds: int = Field(default=1500, ge=30, le=1740, description="Re-issue IDLE before the 29-minute limit.")
+    idle_renew_seconds: float = Field(
+        default=1500, gt=0, le=1740, description="Re-issue IDLE before the server's 29-minute limit (RFC 2177)."
+    )
     poll_interval_seconds: float = Field(default=30.0, gt=0, le=3600)
     timeout_seconds: float = Field(default=60.0, gt=0, le=600)
     tls_verify: bool = True

@@ -16,6 +16,7 @@ from conftest import (
     wait_for,
     write_config,
 )
+
 from service.local_dovecot import Dovecot
 
 SCANNED = "WarningShot/Scanned"
@@ -271,3 +272,12 @@ def test_bad_config_stops_the_daemon_with_every_problem_named(tmp_path):
     assert "mailboxes[support].port" in log
     assert "daemon.max_attemps: unknown key" in log
     assert "mailboxes[support]: Value error" not in log
+
+
+def test_idle_is_renewed_and_mail_still_arrives(dovecot, daemon_process, tmp_path):
+    config = write_config(tmp_path, dovecot, mailbox_extra="idle_renew_seconds = 1")
+    daemon = daemon_process(config, {"WARNINGSHOT_LOGGING__LEVEL": "DEBUG"})
+    wait_for(lambda: daemon.log().count("renewing IDLE") >= 2, 15, what="two IDLE renewals")
+    deliver(dovecot, make_mail(1, body="[[extortion]]"))
+    wait_for(lambda: "Extortion" in flags_by_message_id(dovecot).get("<ticket-1@example.org>", set()), 10)
+    assert "[[extortion]]" not in daemon.log()  # no mail text in logs, even at DEBUG

@@ -7,6 +7,7 @@ backoff), refused credentials MailboxAuthError.
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import logging
 import ssl
@@ -85,10 +86,9 @@ def connect(settings: MailboxSettings) -> IMAPClient:
 
 
 def _shutdown_quietly(client: IMAPClient) -> None:
-    try:
+    # The connection is being discarded anyway.
+    with contextlib.suppress(Exception):
         client.shutdown()
-    except Exception:  # noqa: BLE001 - the connection is being discarded anyway
-        pass
 
 
 class ImapFolderSession:
@@ -248,6 +248,7 @@ class ImapFolderSession:
                         # idle_check swallows EOF and returns at once; ending
                         # IDLE surfaces the dropped connection as an error.
                         return
+                log.debug("%s: renewing IDLE", self._what)
             finally:
                 self.client.idle_done()
 
