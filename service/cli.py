@@ -23,6 +23,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 def _secrets(settings: Settings) -> list[str]:
     values = [m.password.get_secret_value() for m in settings.mailboxes]
     values += [t.get_secret_value() for t in (*settings.api.admin_tokens, *settings.api.viewer_tokens)]
+    values.append(settings.smtp.password.get_secret_value())
     return [v for v in values if v]
 
 

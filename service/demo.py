@@ -26,11 +26,18 @@ DEMO_MAIL = PROJECT_ROOT / "config" / "demo"
 def demo_settings(server: Dovecot, password: str, workdir: Path, base: Settings) -> Settings:
     return Settings.model_validate(
         {
-            **base.model_dump(exclude={"mailboxes", "store", "daemon"}),
+            **base.model_dump(exclude={"mailboxes", "store", "daemon", "playbook", "tagging", "api"}),
             "mailboxes": [{
                 "name": "demo", "host": "127.0.0.1", "port": server.port, "security": "plain",
                 "username": "support", "password": password, "poll_interval_seconds": 1.0,
+                "address": "support@example.com",
             }],
+            "playbook": {
+                **base.playbook.model_dump(),
+                "company": base.playbook.company or "Example Plugins Ltd",
+                "agent_name": base.playbook.agent_name or "The support team",
+                "refund_terms": base.playbook.refund_terms or "A full refund of your last payment, within 5 business days.",
+            },
             "store": {"url": f"sqlite:///{workdir / 'demo.db'}"},
             "tagging": {"routes": {"legal_threat": {"keyword": "LegalThreat", "folder": "WarningShot/Counsel", "mode": "copy"}}},
             "daemon": {"backoff_initial_seconds": 0.5, "backoff_max_seconds": 5.0},
@@ -90,6 +97,10 @@ def run_demo(base: Settings, echo: Callable[[str], None], *, keep_running: bool 
         echo("")
         echo("IMAP keywords set: WarningShot/Scanned on every message, plus Abusive / Extortion / LegalThreat;")
         echo("legal threats were also copied to the folder WarningShot/Counsel.")
+        drafts = daemon.playbook.drafts()
+        echo(f"\nreply drafts for a human to approve ({len(drafts)}, in the Drafts folder; nothing is sent):")
+        for draft in sorted(drafts, key=lambda d: d.id):
+            echo(f"  {draft.template:22} {draft.language:3} {draft.state:9} to {draft.to_address}")
         if keep_running:
             echo(f"still running: connect a mail client to 127.0.0.1:{server.port}, user support, password {password}")
             echo("Ctrl-C to stop")

@@ -21,6 +21,7 @@ called, with ``raise ... from exc``, and never leak further up::
     └── PlaybookError            a draft or sender operation cannot be done as asked
         ├── UnknownDraftError        no draft has that id
         ├── UnknownSenderError       no sender has that address
+        ├── UnknownMailboxError      a draft's mailbox is not in the settings (also a KeyError)
         ├── DraftStateError          the draft's state does not allow it (already sent, rejected, sending)
         └── DraftBlockedError        the litmus test flagged the text: it would not look good published
 """
@@ -96,6 +97,16 @@ class UnknownDraftError(PlaybookError):
 
 class UnknownSenderError(PlaybookError):
     """No sender with the given (normalised) address has been seen."""
+
+
+class UnknownMailboxError(PlaybookError, KeyError):
+    """A draft or forward belongs to a mailbox the settings no longer name.
+
+    Also a KeyError, for callers that treat the mailboxes as a mapping.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class DraftStateError(PlaybookError):

@@ -88,7 +88,7 @@ class Pipeline:
         self.metrics = metrics or Metrics()
         self.playbook = playbook
         # One model call at a time: torch already uses every core for one batch.
-        self._model_lock = threading.Lock()
+        self.model_lock = threading.Lock()
 
     # -- entry points --------------------------------------------------------
 
@@ -153,6 +153,10 @@ class Pipeline:
                 self.store.forget_attempt(item.record.id)
                 continue
             outcomes.append(self._handle_one(session, item))
+        if slow and len(outcomes) == len(uids):
+            # Each slow message moved the checkpoint only to itself; the whole
+            # chunk is finished now, so it may pass the batch's messages too.
+            self.store.set_checkpoint(session.mailbox, session.folder, session.uidvalidity, max(uids))
         return sorted(outcomes, key=lambda o: o.uid)
 
     def _decide_batch(self, session: FolderSession, fresh: list[_Work]) -> list[tuple[_Work, Decision]]:
@@ -176,7 +180,7 @@ class Pipeline:
                 item.scores = scores
                 decision = decide(scores, message.language, thresholds, self.tagging)
                 if decision.labels:
-                    with self._model_lock:
+                    with self.model_lock:
                         evidence[item.record.id] = self.classifier.evidence(message.text, decision.labels)
                 decided.append((item, decision))
         except Exception as exc:  # noqa: BLE001 - a poison text must not stop the batch
@@ -198,7 +202,10 @@ class Pipeline:
         return decided
 
     def _apply_batch(self, session: FolderSession, decided: list[tuple[_Work, Decision]]) -> list[tuple[int, Outcome]]:
-        """Tag decided messages, one STORE per keyword set; routed ones are left to the slow path."""
+        """Tag decided messages (one STORE per keyword set) and apply their playbook effects.
+
+        Routed messages are left to the slow path.
+        """
         if not decided:
             return []
         if not self.dry_run:
@@ -215,11 +222,31 @@ class Pipeline:
                 # The slow path re-applies the stored decisions one by one.
                 log.warning("%s/%s: batch tagging failed (%s); tagging one by one", session.mailbox, session.folder, exc)
                 return []
-        return [
-            (item.record.id, Outcome(item.loc.uid, "done", decision.labels))
-            for item, decision in decided
-            if not (decision.gmail_labels or decision.copy_to or decision.move_to or self._playbook_step(item))
-        ]
+        finished = []
+        try:
+            for item, decision in decided:
+                if decision.gmail_labels or decision.copy_to or decision.move_to:
+                    continue
+                if self._apply_playbook_in_batch(session, item):
+                    finished.append((item.record.id, Outcome(item.loc.uid, "done", decision.labels)))
+        except MailboxConnectionError:
+            self.store.forget_attempts(item.record.id for item, _ in decided)
+            raise
+        return finished
+
+    def _apply_playbook_in_batch(self, session: FolderSession, item: _Work) -> bool:
+        """Run the playbook's effects of a batched message; False leaves it to the slow path."""
+        step = self._playbook_step(item)
+        if step is None:
+            return True
+        try:
+            step(session)
+        except (MailboxConnectionError, StoreError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the slow path retries it, then quarantines
+            log.warning("%s uid %d: playbook effects failed (%s); retrying alone", item.loc.folder, item.loc.uid, exc)
+            return False
+        return True
 
     def _finish_batch(self, session: FolderSession, finished: list[tuple[int, Outcome]], slow: list[_Work]) -> None:
         if not finished:
@@ -274,7 +301,7 @@ class Pipeline:
         decision = decide(item.scores, parsed.language, self.thresholds(), self.tagging)
         evidence: dict[str, str] = {}
         if decision.labels:
-            with self._model_lock:
+            with self.model_lock:
                 evidence = self.classifier.evidence(parsed.text, decision.labels)
         item.parsed = parsed
         fields = _record_fields(item, decision, evidence)
@@ -285,7 +312,7 @@ class Pipeline:
         return self._finish(loc, record, "done", labels=decision.labels)
 
     def _predict(self, texts: list[str]) -> list[dict[str, float]]:
-        with self._model_lock, self.metrics.classify_seconds.time():
+        with self.model_lock, self.metrics.classify_seconds.time():
             return self.classifier.predict(texts)
 
     def predict(self, texts: list[str]) -> list[dict[str, float]]:
@@ -312,7 +339,8 @@ class Pipeline:
         except Exception as exc:  # noqa: BLE001 - retried one by one, then quarantined
             if strict:
                 raise
-            log.warning("%s uid %d: playbook failed in the batch (%s); retrying alone", item.loc.folder, item.loc.uid, exc)
+            log.warning("%s uid %d: playbook failed in the batch (%s); retrying alone",
+                        item.loc.folder, item.loc.uid, exc)
             return False
         if plan is not None:
             fields["action"] = {**fields["action"], "playbook": plan}  # type: ignore[dict-item]

@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -69,7 +70,7 @@ class MailboxSettings(_Section):
     tls_ca_file: Path | None = Field(default=None, description="CA bundle for a server with a private certificate.")
     drafts_folder: str = "Drafts"
     sent_folder: str = Field(
-        default="Sent", description="Approved replies are filed here; empty when the server files sent mail itself (Gmail)."
+        default="Sent", description="Approved replies are filed here; empty where the server does it itself (Gmail)."
     )
     address: str = Field(
         default="", description="Support address the drafts are sent from; default: username when it is an address."
@@ -154,7 +155,8 @@ class ThresholdSettings(_Section):
 
     def as_thresholds(self) -> Thresholds:
         default = {label: getattr(self, label) for label in LABELS if getattr(self, label) is not None}
-        return Thresholds(default, {lang: dict(v) for lang, v in self.per_language.items()})
+        per_language = {lang: {str(label): p for label, p in v.items()} for lang, v in self.per_language.items()}
+        return Thresholds(default, per_language)
 
 
 class ModelSettings(_Section):
@@ -188,13 +190,15 @@ class ApiSettings(_Section):
     """The admin HTTP API (see docs/api.md); tokens best set as WARNINGSHOT_API__ADMIN_TOKENS='["..."]'."""
 
     enabled: bool = Field(default=False, description="Serve the API from inside `warningshot run`.")
-    host: str = Field(default="127.0.0.1", min_length=1, description="Listen address; keep it local behind a TLS proxy.")
+    host: str = Field(default="127.0.0.1", min_length=1,
+                      description="Listen address; keep it local behind a TLS proxy.")
     port: int = Field(default=8025, ge=1, le=65535)
     admin_tokens: list[SecretStr] = Field(default_factory=list, description="Bearer tokens allowed everything.")
     viewer_tokens: list[SecretStr] = Field(default_factory=list, description="Bearer tokens allowed GET requests only.")
     protect_health: bool = Field(default=False, description="Require a token for /healthz and /readyz.")
     protect_metrics: bool = Field(default=False, description="Require a token for /metrics.")
-    max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=16 * 1024 * 1024, description="Larger request bodies get 413.")
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=16 * 1024 * 1024,
+                                description="Larger request bodies get 413.")
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS; empty = CORS off.")
 
     @field_validator("admin_tokens", "viewer_tokens")
@@ -225,12 +229,12 @@ _PLACEHOLDER_TEXTS = Literal["company", "agent_name", "from_name", "refund_terms
 class WillSettings(_Section):
     """The "Will" pattern: a sender who opens many conversations, each answered in the docs."""
 
-    conversations: int = Field(default=10, ge=1, le=10000, description="A sender opening more than this many...")
-    days: int = Field(default=14, ge=1, le=365, description="...conversations within this many days is a Will candidate.")
+    conversations: int = Field(default=10, ge=1, le=10000, description="More new conversations than this...")
+    days: int = Field(default=14, ge=1, le=365, description="...within this many days make a Will candidate.")
     keyword: str = Field(default="WarningShot/Will", pattern=r"^[^\s()\[\]{}%*\"\\]+$")
-    drafts: bool = Field(default=False, description="Draft the Will warning shot and termination (off: tag and record only).")
-    docs_dir: Path | None = Field(default=None, description="Folder of Markdown/HTML docs pages; the closest page is linked.")
-    docs_base_url: str = Field(default="", description="URL of docs_dir's root; a page's link is this plus its relative path.")
+    drafts: bool = Field(default=False, description="Draft the Will warning and termination (off: tag and record).")
+    docs_dir: Path | None = Field(default=None, description="Markdown/HTML docs pages; the closest one is linked.")
+    docs_base_url: str = Field(default="", description="URL of docs_dir; a page's link is this + its relative path.")
     docs_extension: str = Field(default=".html", description="Extension of the published pages (replaces .md).")
 
     @model_validator(mode="after")
@@ -244,13 +248,13 @@ class PlaybookSettings(_Section):
     """Sender history, escalation and the drafted replies a human approves."""
 
     enabled: bool = Field(default=True, description="Track senders and draft the playbook's replies.")
-    default_language: str = Field(default="en", pattern=r"^[a-z]{2,3}$", description="Replies fall back to this language.")
-    templates_dir: Path | None = Field(default=None, description="Overrides: <dir>/<lang>/<template>.txt replaces a shipped one.")
+    default_language: str = Field(default="en", pattern=r"^[a-z]{2,3}$", description="Replies fall back to it.")
+    templates_dir: Path | None = Field(default=None, description="<dir>/<lang>/<name>.txt overrides a shipped one.")
     company: str = ""
     agent_name: str = Field(default="", description="Who signs the replies (the agent edits the draft anyway).")
     from_name: str = Field(default="", description="Display name of the From address; default: company.")
-    refund_terms: str = Field(default="", description="One or two sentences on the refund, quoted in termination notices.")
-    docs_url: str = Field(default="", description="General docs link for the Will warning shot when no docs index is set.")
+    refund_terms: str = Field(default="", description="A sentence or two on the refund, for termination notices.")
+    docs_url: str = Field(default="", description="Docs link for the Will warning shot when no docs index is set.")
     alternatives: str = Field(default="", description="Alternatives suggested to a Will on termination (optional).")
     hosted_service: bool = Field(default=False, description="Termination notices give a data-export deadline.")
     data_export_days: int = Field(default=30, ge=1, le=365)
@@ -267,8 +271,8 @@ class SmtpSettings(_Section):
     """Where approved replies and counsel forwards are sent."""
 
     host: str = "localhost"
-    port: int | None = Field(default=None, ge=1, le=65535, description="Defaults to 465 for tls, 587 for starttls, 25 for plain.")
-    security: Literal["tls", "starttls", "plain"] = Field(default="starttls", description="'plain' is only accepted for localhost.")
+    port: int | None = Field(default=None, ge=1, le=65535, description="Default: 465 tls, 587 starttls, 25 plain.")
+    security: Literal["tls", "starttls", "plain"] = Field(default="starttls", description="'plain': localhost only.")
     username: str = Field(default="", description="Empty: no AUTH.")
     password: SecretStr = Field(default=SecretStr(""), description="Or WARNINGSHOT_SMTP__PASSWORD.")
     timeout_seconds: float = Field(default=30.0, gt=0, le=600)
@@ -361,32 +365,43 @@ def _inject_mailbox_passwords(data: dict, environ: os._Environ[str]) -> None:
                 mailbox["password"] = secret
 
 
-def _resolve_relative_paths(data: dict, base: Path) -> None:
-    store = data.get("store")
-    if isinstance(store, dict):
+# Keys holding file paths, by section; relative paths are relative to the config file.
+_PATH_KEYS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("model",), "path"),
+    (("model",), "base_cache"),
+    (("playbook",), "templates_dir"),
+    (("playbook", "will"), "docs_dir"),
+    (("smtp",), "tls_ca_file"),
+)
+
+
+def _section(data: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any] | None:
+    node: Any = data
+    for name in path:
+        node = node.get(name) if isinstance(node, dict) else None
+    return node if isinstance(node, dict) else None
+
+
+def _resolve_relative_paths(data: dict[str, Any], base: Path) -> None:
+    store = _section(data, ("store",))
+    if store is not None:
         url = store.get("url")
         if isinstance(url, str) and url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
             rel = url.removeprefix("sqlite:///")
             if rel and rel != ":memory:":
                 store["url"] = "sqlite:///" + str((base / rel).resolve())
-    model = data.get("model")
-    if isinstance(model, dict):
-        for key in ("path", "base_cache"):
-            value = model.get(key)
-            if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
-                model[key] = str((base / value).resolve())
-            elif isinstance(value, str) and value:
-                model[key] = str(Path(value).expanduser())
-    playbook = data.get("playbook")
-    will = playbook.get("will") if isinstance(playbook, dict) else None
-    smtp = data.get("smtp")
-    for section, key in ((playbook, "templates_dir"), (will, "docs_dir"), (smtp, "tls_ca_file")):
-        value = section.get(key) if isinstance(section, dict) else None
-        if isinstance(value, str) and value:
+    for path, key in _PATH_KEYS:
+        section = _section(data, path)
+        value = section.get(key) if section is not None else None
+        if section is not None and isinstance(value, str) and value:
             section[key] = str((base / Path(value).expanduser()).resolve())
+    for mailbox in data.get("mailboxes") or []:
+        value = mailbox.get("tls_ca_file") if isinstance(mailbox, dict) else None
+        if isinstance(value, str) and value:
+            mailbox["tls_ca_file"] = str((base / Path(value).expanduser()).resolve())
 
 
-def _format_error(err: dict, data: dict) -> str:
+def _format_error(err: Mapping[str, Any], data: dict[str, Any]) -> str:
     parts = [str(part) for part in err["loc"]]
     if len(parts) > 1 and parts[0] == "mailboxes" and parts[1].isdigit():
         # Admins know their mailboxes by name, not by position in the file.

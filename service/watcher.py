@@ -23,14 +23,14 @@ class Backoff:
 
     initial: float
     maximum: float
-    _next: float = 0.0
+    current: float = 0.0
 
     def reset(self) -> None:
-        self._next = 0.0
+        self.current = 0.0
 
     def next_delay(self) -> float:
-        self._next = self.initial if self._next == 0.0 else min(self._next * 2, self.maximum)
-        return self._next * random.uniform(0.8, 1.0)
+        self.current = self.initial if self.current == 0.0 else min(self.current * 2, self.maximum)
+        return self.current * random.uniform(0.8, 1.0)
 
 
 class FolderWatcher:
@@ -76,9 +76,11 @@ class FolderWatcher:
                 log.info("%s: connected", self.name)
                 self.pipeline.settle(session)
                 while not self.stop.is_set():
-                    self.pipeline.handle_new(session, self.stop)
-                    if self.stop.is_set():
-                        break
+                    if self.pipeline.handle_new(session, self.stop):
+                        # Mail that arrived while we worked was announced in
+                        # replies to our own commands, not to a later IDLE:
+                        # look again before waiting.
+                        continue
                     session.wait_for_changes(self.stop)
             except MailboxAuthError as exc:
                 self._failed(exc, logging.ERROR)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,8 +18,10 @@ from service.api.live_thresholds import LiveThresholds
 from service.api.repository import NotFound, VersionConflict
 from service.api.routes import audit, classify, drafts, feedback, health, messages, senders, stats
 from service.api.routes import thresholds as threshold_routes
+from service.api.score_index import ScoreIndex
 from service.errors import StoreError
 from service.metrics import Metrics
+from service.playbook.engine import Playbook
 from service.scoring import effective_thresholds
 from service.settings import Settings
 from service.store import Store
@@ -44,23 +46,33 @@ def create_app(
     *,
     metrics: Metrics | None = None,
     thresholds: LiveThresholds | None = None,
+    playbook: Playbook | None = None,
 ) -> FastAPI:
     """Build the API over ``store`` (migrated by the caller).
 
     ``classifier`` may be a :class:`ModelHandle` still loading (model routes
     answer 503 until it is ready). Inside the daemon, pass the daemon's
     ``metrics`` and the pipeline's ``thresholds`` so that /metrics shows its
-    counters and a threshold change reaches the very next message.
+    counters and a threshold change reaches the very next message, and its
+    ``playbook`` so that approvals send with the daemon's SMTP and IMAP set-up.
     """
     model = classifier if isinstance(classifier, ModelHandle) else ModelHandle(classifier)
     base: Callable[[], Thresholds] = lambda: effective_thresholds(model.require(), settings)  # noqa: E731
+    live = thresholds or LiveThresholds(store, base)
+
+    def score(texts: Sequence[str]) -> list[dict[str, float]]:
+        # The litmus test of an edited draft calls the model too.
+        with model.lock:
+            return model.require().predict(texts)
     ctx = ApiContext(
         settings=settings,
         store=store,
         model=model,
-        thresholds=thresholds or LiveThresholds(store, base),
+        thresholds=live,
         metrics=metrics or Metrics(),
         tokens=TokenBook(settings.api),
+        scores=ScoreIndex(store),
+        playbook=playbook or Playbook(settings, store, score=score, thresholds=live),
         daemon=daemon_state,
     )
     app = FastAPI(
@@ -90,7 +102,8 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         # The offending input is left out: it may be a mail text or a token.
-        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()]
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+                  for e in exc.errors()]
         return JSONResponse({"detail": errors}, status_code=422)
 
     @app.exception_handler(NotFound)

@@ -10,12 +10,14 @@ from typing import TYPE_CHECKING, Protocol
 
 from classifiers.interface import Classifier
 from service.api.live_thresholds import LiveThresholds
+from service.api.score_index import ScoreIndex
 from service.metrics import Metrics
 from service.settings import MailboxSettings, Settings
 from service.store import Store
 
 if TYPE_CHECKING:
     from service.api.deps import TokenBook
+    from service.playbook.engine import Playbook
 
 log = logging.getLogger(__name__)
 
@@ -60,23 +62,34 @@ class ModelHandle:
 
 
 class Backoff(Protocol):
-    initial: float
-    maximum: float
+    @property
+    def maximum(self) -> float: ...
+    @property
+    def current(self) -> float: ...
 
 
 class WatcherState(Protocol):
     """What the API reads of a :class:`service.watcher.FolderWatcher`."""
 
-    settings: MailboxSettings
-    folder: str
-    state: str
-    reconnects: int
-    last_error: str | None
-    backoff: Backoff
+    @property
+    def settings(self) -> MailboxSettings: ...
+    @property
+    def folder(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def reconnects(self) -> int: ...
+    @property
+    def last_error(self) -> str | None: ...
+    @property
+    def backoff(self) -> Backoff: ...
 
 
 class DaemonState(Protocol):
-    watchers: Sequence[WatcherState]
+    """What the API reads of a :class:`service.daemon.Daemon`."""
+
+    @property
+    def watchers(self) -> Sequence[WatcherState]: ...
 
 
 @dataclass
@@ -87,6 +100,8 @@ class ApiContext:
     thresholds: LiveThresholds
     metrics: Metrics
     tokens: TokenBook
+    scores: ScoreIndex
+    playbook: Playbook
     daemon: DaemonState | None = None
     # Threshold writes from this process queue here instead of racing in the store.
     write_lock: threading.Lock = field(default_factory=threading.Lock)

@@ -1,7 +1,9 @@
 """Typed dependencies for the routes, and bearer-token authentication.
 
 Two roles: a viewer token may send GET (and HEAD) requests, an admin token
-anything. The role a request needs follows from its method, so a new route is
+anything. The dependencies are ``async`` although they do not wait for
+anything: FastAPI runs a plain ``def`` dependency in its thread pool, and
+under load those hops cost more than the work. The role a request needs follows from its method, so a new route is
 protected without anyone remembering to say so. Tokens are compared as SHA-256
 digests with :func:`hmac.compare_digest`, against every configured token, so the
 time taken says nothing about which token nearly matched.
@@ -20,6 +22,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from classifiers.interface import Classifier
 from service.api.context import ApiContext
 from service.api.live_thresholds import LiveThresholds
+from service.playbook.engine import Playbook
 from service.settings import ApiSettings, Settings
 from service.store import Store
 
@@ -65,23 +68,24 @@ class TokenBook:
         return found
 
 
-def get_context(request: Request) -> ApiContext:
+async def get_context(request: Request) -> ApiContext:
     ctx: ApiContext = request.app.state.ctx
     return ctx
 
 
 ContextDep = Annotated[ApiContext, Depends(get_context)]
 
-_bearer = HTTPBearer(auto_error=False, description="An admin or viewer token from the settings (api.admin_tokens, api.viewer_tokens).")
+_bearer = HTTPBearer(
+    auto_error=False, description="An admin or viewer token from the settings (api.admin_tokens, api.viewer_tokens)."
+)
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
 def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def authenticate(
-    ctx: ContextDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> Principal:
+async def authenticate(ctx: ContextDep, credentials: Credentials) -> Principal:
     if credentials is None:
         raise _unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
     principal = ctx.tokens.lookup(credentials.credentials)
@@ -90,7 +94,7 @@ def authenticate(
     return principal
 
 
-def authorize(request: Request, principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+async def authorize(request: Request, principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
     """Any valid token for reading, an admin token for everything else."""
     if request.method not in READ_METHODS and principal.role != "admin":
         raise HTTPException(status.HTTP_403_FORBIDDEN, "this needs an admin token; a viewer token may only read")
@@ -100,33 +104,38 @@ def authorize(request: Request, principal: Annotated[Principal, Depends(authenti
 PrincipalDep = Annotated[Principal, Depends(authorize)]
 
 
-def get_settings(ctx: ContextDep) -> Settings:
+async def get_settings(ctx: ContextDep) -> Settings:
     return ctx.settings
 
 
-def get_store(ctx: ContextDep) -> Store:
+async def get_store(ctx: ContextDep) -> Store:
     return ctx.store
 
 
-def get_classifier(ctx: ContextDep) -> Classifier:
+async def get_classifier(ctx: ContextDep) -> Classifier:
     return ctx.model.require()
 
 
-def get_thresholds(ctx: ContextDep) -> LiveThresholds:
+async def get_thresholds(ctx: ContextDep) -> LiveThresholds:
     return ctx.thresholds
+
+
+async def get_playbook(ctx: ContextDep) -> Playbook:
+    return ctx.playbook
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[Store, Depends(get_store)]
 ClassifierDep = Annotated[Classifier, Depends(get_classifier)]
 ThresholdsDep = Annotated[LiveThresholds, Depends(get_thresholds)]
+PlaybookDep = Annotated[Playbook, Depends(get_playbook)]
 
 
 def optional_auth(setting: str):  # type: ignore[no-untyped-def]
     """For /healthz, /readyz, /metrics: open unless ``api.<setting>`` asks for a token (any role)."""
 
-    def check(ctx: ContextDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+    async def check(ctx: ContextDep, credentials: Credentials) -> None:
         if getattr(ctx.settings.api, setting):
-            authenticate(ctx, credentials)
+            await authenticate(ctx, credentials)
 
     return Depends(check)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,10 +18,11 @@ from typing import Any
 from sqlalchemy import String, and_, cast, delete, func, or_, select, text
 from sqlalchemy.orm import Session
 
-from classifiers.interface import LABELS, Thresholds
+from classifiers.interface import Thresholds
 from service.store import Store
 from service.store.api_tables import ALL_LANGUAGES, AuditEntry, Feedback, ThresholdOverride
 from service.store.db import DONE_STATES
+from service.store.playbook_tables import Draft
 from service.store.tables import Checkpoint, MessageRecord
 
 THRESHOLDS_ACTION = "thresholds.update"
@@ -178,11 +179,26 @@ def _labels_text() -> Any:
     return cast(MessageRecord.labels, String)
 
 
+_MESSAGE_COLUMNS = (
+    MessageRecord.id, MessageRecord.mailbox, MessageRecord.folder, MessageRecord.uid, MessageRecord.message_id,
+    MessageRecord.sender, MessageRecord.subject, MessageRecord.language, MessageRecord.scores, MessageRecord.labels,
+    MessageRecord.evidence, MessageRecord.action, MessageRecord.state.label("status"), MessageRecord.attempts,
+    MessageRecord.error, MessageRecord.received_at, MessageRecord.updated_at,
+    Feedback.labels.label("feedback_labels"),
+)
+
+
+def _message_dict(row: Any) -> dict[str, Any]:
+    out = dict(row._mapping)
+    out["received_at"] = as_utc(out["received_at"])
+    out["updated_at"] = as_utc(out["updated_at"])
+    return out
+
+
 def queue(store: Store, f: QueueFilter, *, limit: int, cursor: tuple[datetime, int] | None) -> list[dict[str, Any]]:
     """A page of messages, newest first, keyed on (received_at, id) so every page uses the index."""
-    query = select(MessageRecord, Feedback.labels.label("feedback_labels")).outerjoin(
-        Feedback, Feedback.message_id == MessageRecord.id
-    )
+    # Columns rather than ORM objects: a page is read, never changed, and this is the hot path.
+    query = select(*_MESSAGE_COLUMNS).outerjoin(Feedback, Feedback.message_id == MessageRecord.id)
     if f.label == "none":
         query = query.where(_labels_text() == "[]")
     elif f.label:
@@ -205,63 +221,47 @@ def queue(store: Store, f: QueueFilter, *, limit: int, cursor: tuple[datetime, i
         stamp, record_id = cursor
         query = query.where(
             MessageRecord.received_at <= stamp,
-            or_(MessageRecord.received_at < stamp, and_(MessageRecord.received_at == stamp, MessageRecord.id < record_id)),
+            or_(MessageRecord.received_at < stamp,
+                and_(MessageRecord.received_at == stamp, MessageRecord.id < record_id)),
         )
     query = query.order_by(MessageRecord.received_at.desc(), MessageRecord.id.desc()).limit(limit)
     with store.session() as s:
-        return [_message_dict(rec, feedback) for rec, feedback in s.execute(query)]
-
-
-def _message_dict(rec: MessageRecord, feedback_labels: list[str] | None, *, body: bool = False) -> dict[str, Any]:
-    out = {
-        "id": rec.id,
-        "mailbox": rec.mailbox,
-        "folder": rec.folder,
-        "uid": rec.uid,
-        "message_id": rec.message_id,
-        "sender": rec.sender,
-        "subject": rec.subject,
-        "language": rec.language,
-        "scores": rec.scores,
-        "labels": rec.labels,
-        "evidence": rec.evidence,
-        "action": rec.action,
-        "status": rec.state,
-        "attempts": rec.attempts,
-        "error": rec.error,
-        "received_at": as_utc(rec.received_at),
-        "updated_at": as_utc(rec.updated_at),
-        "feedback_labels": feedback_labels,
-    }
-    if body:
-        out["body"] = rec.body
-    return out
+        return [_message_dict(row) for row in s.execute(query)]
 
 
 def message(store: Store, record_id: int) -> dict[str, Any]:
+    query = (
+        select(*_MESSAGE_COLUMNS, MessageRecord.body)
+        .outerjoin(Feedback, Feedback.message_id == MessageRecord.id)
+        .where(MessageRecord.id == record_id)
+    )
     with store.session() as s:
-        row = s.execute(
-            select(MessageRecord, Feedback.labels)
-            .outerjoin(Feedback, Feedback.message_id == MessageRecord.id)
-            .where(MessageRecord.id == record_id)
-        ).first()
+        row = s.execute(query).first()
         if row is None:
             raise NotFound(f"no message {record_id}")
-        return _message_dict(row[0], row[1], body=True)
+        return _message_dict(row)
 
 
 # -- preview -------------------------------------------------------------------
 
 
-def scored_since(store: Store, since: datetime) -> list[tuple[int, str | None, dict[str, float] | None, list[str] | None]]:
-    """(id, language, scores, labels) of every scored message since ``since``, newest first."""
-    query = (
-        select(MessageRecord.id, MessageRecord.language, MessageRecord.scores, MessageRecord.labels)
-        .where(MessageRecord.received_at >= since, MessageRecord.scores.is_not(None))
-        .order_by(MessageRecord.received_at.desc(), MessageRecord.id.desc())
-    )
+_SCORE_COLUMNS = (
+    MessageRecord.id, MessageRecord.received_at, MessageRecord.updated_at, MessageRecord.language, MessageRecord.scores,
+)
+
+
+def recent_scores(store: Store, *, received_since: datetime) -> list[tuple[Any, ...]]:
+    """(id, received_at, updated_at, language, scores) of every message received since then."""
+    query = select(*_SCORE_COLUMNS).where(MessageRecord.received_at >= received_since)
     with store.session() as s:
-        return [tuple(row) for row in s.execute(query)]  # type: ignore[misc]
+        return [tuple(row) for row in s.execute(query)]
+
+
+def scores_updated_since(store: Store, updated_since: datetime) -> list[tuple[Any, ...]]:
+    """The same for rows written since then (ix_messages_updated keeps this to the new rows)."""
+    query = select(*_SCORE_COLUMNS).where(MessageRecord.updated_at >= updated_since)
+    with store.session() as s:
+        return [tuple(row) for row in s.execute(query)]
 
 
 def summaries(store: Store, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
@@ -385,14 +385,29 @@ def checkpoints(store: Store) -> dict[tuple[str, str], datetime]:
         return {(c.mailbox, c.folder): as_utc(c.updated_at) for c in s.scalars(select(Checkpoint))}
 
 
-def count_labels(labels: Iterable[str] | None) -> Mapping[str, int]:
-    present = set(labels or ())
-    return {label: int(label in present) for label in LABELS}
-
-
 # -- drafts (the playbook's table) -------------------------------------------------
 
 
-def pending_drafts(store: Store) -> int | None:
-    """Drafts waiting for a human decision; None where the playbook's tables do not exist."""
-    return None
+# Built and waiting for a person to approve or reject (send_failed: approve again).
+PENDING_DRAFT_STATES = ("ready", "appended", "send_failed")
+
+
+def pending_drafts(store: Store) -> int:
+    with store.session() as s:
+        return int(s.scalar(select(func.count()).select_from(Draft).where(Draft.state.in_(PENDING_DRAFT_STATES))) or 0)
+
+
+def row_dict(row: Any, *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The columns of an ORM row (loaded, detached) as a dict, times in UTC."""
+    out = {}
+    for column in row.__table__.columns:
+        if column.key in exclude:
+            continue
+        value = getattr(row, column.key)
+        out[column.key] = as_utc(value) if isinstance(value, datetime) else value
+    return out
+
+
+def record_audit(store: Store, *, actor: str, action: str, target: str | None, old: Any, new: Any) -> None:
+    with store.session() as s:
+        audit(s, actor=actor, action=action, target=target, old=old, new=new)

@@ -103,7 +103,8 @@ class ThresholdsOut(BaseModel):
 
 
 class PreviewIn(RequestModel):
-    thresholds: ThresholdSet = Field(description="Proposed stored overrides, exactly as PUT /v1/thresholds would take them.")
+    thresholds: ThresholdSet = Field(
+        description="Proposed stored overrides, exactly as PUT /v1/thresholds would take them.")
     days: int = Field(default=30, ge=1, le=365)
     max_changes: int = Field(default=100, ge=0, le=1000, description="How many changed messages to list.")
 
@@ -209,7 +210,8 @@ class AuditPage(BaseModel):
 
 
 class ClassifyIn(RequestModel):
-    text: str = Field(min_length=1, max_length=200_000, description="The mail body; quotes and signatures are removed as for real mail.")
+    text: str = Field(min_length=1, max_length=200_000,
+                      description="The mail body; quotes and signatures are removed as for real mail.")
     subject: str = Field(default="", max_length=2000)
     language: LanguageCode | None = Field(default=None, description="Detected from the text when absent.")
 
@@ -274,3 +276,100 @@ class Readiness(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok"] = "ok"
+
+
+# -- drafts and senders (the playbook) -------------------------------------------------
+
+DraftState = Literal["error", "blocked", "ready", "appended", "sending", "sent", "send_failed", "rejected", "dry_run"]
+
+
+class DraftSummary(BaseModel):
+    id: int
+    state: str
+    template: str
+    language: str
+    direction: str
+    mailbox: str
+    to_address: str
+    to_name: str | None
+    subject: str | None
+    record_id: int | None = Field(description="The message it answers (GET /v1/messages/{id}).")
+    source_message_id: str | None
+    message_id: str | None = Field(description="The draft's own Message-ID (in Drafts, later in Sent).")
+    edited: bool
+    error: str | None
+    approved_by: str | None
+    approved_at: datetime | None
+    rejected_by: str | None
+    rejected_at: datetime | None
+    sent_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class DraftOut(DraftSummary):
+    sender_id: int
+    from_address: str | None
+    from_name: str | None
+    in_reply_to: str | None
+    references: list[str]
+    text: str | None = Field(description="The reply as it will be sent (unless edited on approval).")
+    note: dict[str, Any] | None = Field(description="Internal note: labels, evidence, history; never sent.")
+    litmus: dict[str, float] | None = Field(description="The classifier's scores of the draft itself.")
+    reject_reason: str | None
+    send_attempts: int
+
+
+class DraftPage(BaseModel):
+    items: list[DraftSummary]
+    next_offset: int | None
+
+
+class ApproveIn(RequestModel):
+    text: Annotated[str, StringConstraints(min_length=1, max_length=100_000, pattern=r"\S")] | None = Field(
+        default=None, description="An edited reply text; omitted or null sends the draft as it is.")
+
+
+class RejectIn(RequestModel):
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=2000, pattern=r"\S")]
+
+
+class ResetIn(RequestModel):
+    reason: Annotated[str, StringConstraints(max_length=2000)] = ""
+
+
+class SenderMessageOut(BaseModel):
+    id: int
+    mailbox: str
+    message_key: str
+    message_id: str | None
+    record_id: int | None
+    labels: list[str]
+    scores: dict[str, float] | None
+    evidence: dict[str, str] | None
+    plan: dict[str, Any]
+    received_at: datetime
+
+
+class SenderEventOut(BaseModel):
+    id: int
+    kind: str
+    actor: str | None
+    draft_id: int | None
+    message_key: str | None
+    detail: dict[str, Any] | None
+    created_at: datetime
+
+
+class SenderOut(BaseModel):
+    address: str
+    display_name: str | None
+    state: str = Field(description="clear, warned, terminated or legal.")
+    warned_type: str | None
+    will_candidate: bool
+    state_changed_at: datetime
+    reset_at: datetime | None
+    created_at: datetime
+    messages: list[SenderMessageOut]
+    events: list[SenderEventOut]
+    drafts: list[DraftSummary]

@@ -40,6 +40,7 @@ class ApiServer:
 
     def __init__(self, app: FastAPI, host: str, port: int, *, access_log: bool = True) -> None:
         self.host = host
+        self.app = app
         config = uvicorn.Config(
             app, host=host, port=port,
             # The entry point configured logging (with secret redaction); uvicorn must not replace it.
@@ -64,7 +65,13 @@ class ApiServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
+    def _warm(self) -> None:
+        ctx = getattr(self.app.state, "ctx", None)
+        if ctx is not None:
+            ctx.scores.warm_in_background()
+
     def start(self, timeout: float = 15.0) -> ApiServer:
+        self._warm()
         self._thread = threading.Thread(target=self.server.run, name="api:uvicorn", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout
@@ -104,8 +111,9 @@ def daemon_server(daemon: Daemon) -> ApiServer:
     """The API of a running daemon: its store, model, metrics, watchers and live thresholds."""
     settings = daemon.settings
     # The pipeline's lock: one model call at a time, on-demand classification included.
-    model = ModelHandle(daemon.classifier, lock=daemon.pipeline._model_lock)
-    app = create_app(settings, daemon.store, model, daemon, metrics=daemon.metrics, thresholds=daemon.thresholds)
+    model = ModelHandle(daemon.classifier, lock=daemon.pipeline.model_lock)
+    app = create_app(settings, daemon.store, model, daemon, metrics=daemon.metrics, thresholds=daemon.thresholds,
+                     playbook=daemon.playbook)
     return ApiServer(app, settings.api.host, settings.api.port)
 
 

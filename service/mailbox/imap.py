@@ -202,7 +202,8 @@ class ImapFolderSession:
         self._call("append", lambda: self.client.append(folder, raw, flags=[f.encode() for f in flags]))
 
     def has_message_id(self, folder: str, message_id: str) -> bool:
-        if folder not in self._known_folders and not self._call("folder_exists", lambda: self.client.folder_exists(folder)):
+        known = folder in self._known_folders
+        if not known and not self._call("folder_exists", lambda: self.client.folder_exists(folder)):
             return False
         return self._folder_has_message_id(folder, message_id)
 

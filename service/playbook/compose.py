@@ -112,7 +112,8 @@ class Composer:
             error = f"no support address: set mailboxes[{mailbox.name}].address"
             return Composed("error", template, language, error=error, note=note)
         try:
-            rendered = self.renderer.render(template, language, self.values(template, language, parsed, earlier_words, note))
+            values = self.values(template, language, parsed, earlier_words, note)
+            rendered = self.renderer.render(template, language, values)
         except TemplateError as exc:
             return Composed("error", template, language, error=str(exc), note=note)
         result = litmus(rendered.text, language, score=self.score, thresholds=self.thresholds(), labels=self.labels)

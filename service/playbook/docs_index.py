@@ -63,7 +63,7 @@ def read_page(root: Path, path: Path, base_url: str, extension: str = ".html") -
         url = href.group(1) if href else url
         found = _HTML_TITLE.search(source)
         title = _TAG.sub("", next(g for g in found.groups() if g)) if found else ""
-        from inscriptis import get_text
+        from inscriptis import get_text  # type: ignore[import-untyped]
 
         text = get_text(source)
     else:

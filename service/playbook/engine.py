@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from classifiers.interface import LABELS, Thresholds
-from service.errors import SendError
+from service.errors import SendError, UnknownMailboxError
 from service.mail.message import ParsedMessage
 from service.mailbox.base import FolderSession
 from service.mailbox.imap import open_folder
@@ -86,7 +86,7 @@ class Playbook:
         for mailbox in self.settings.mailboxes:
             if mailbox.name == name:
                 return mailbox
-        raise KeyError(f"no mailbox {name!r} in the settings")
+        raise UnknownMailboxError(f"no mailbox {name!r} in the settings")
 
     def normalise(self, address: str) -> str:
         return normalise_address(
@@ -145,7 +145,7 @@ class Playbook:
         """Apply a stored plan; every step is safe to repeat. Nothing on the server changes under dry_run."""
         decision = PlaybookDecision.from_record(plan)
         if decision.will_candidate and not self.dry_run:
-            session.add_keywords(loc.uid, [self.config.will.keyword])
+            session.add_keywords([loc.uid], [self.config.will.keyword])
         if decision.route_to_counsel:
             self._route(session, loc, plan, parsed, raw)
         if decision.template:
@@ -155,7 +155,7 @@ class Playbook:
                raw: bytes) -> None:
         counsel = self.settings.counsel
         if not self.dry_run:
-            session.add_keywords(loc.uid, [counsel.keyword])
+            session.add_keywords([loc.uid], [counsel.keyword])
             if counsel.folder:
                 session.copy_to(loc.uid, counsel.folder, parsed.message_id)
         if counsel.address:
@@ -209,7 +209,9 @@ class Playbook:
 
     def _new_draft(self, loc: Location, plan: dict[str, Any], template: str, parsed: ParsedMessage) -> Draft:
         mailbox = self.mailbox(loc.mailbox)
-        earlier = self.repo.earlier_evidence(plan["sender_id"], ("abusive", "extortion")) if template == "termination_abusive" else []
+        earlier: list[str] = []
+        if template == "termination_abusive":
+            earlier = self.repo.earlier_evidence(plan["sender_id"], ("abusive", "extortion"))
         composed = self.composer.compose(template, parsed, mailbox, earlier_words=earlier)
         source = self.repo.sender_message(loc.mailbox, parsed.key)
         # Internal only: it goes into the store for the agent, never into the mail.
@@ -240,11 +242,14 @@ class Playbook:
                 message_id=reply.message_id, from_address=reply.from_address, from_name=reply.from_name,
                 in_reply_to=reply.in_reply_to, references=list(reply.references), text=reply.text, raw=composed.raw,
             )
-        draft = self.repo.add_draft(**fields)
+        draft, created = self.repo.add_draft(**fields)
+        if not created:  # another thread made it first
+            return draft
         kind = {"ready": "draft_made", "error": "draft_error", "blocked": "draft_blocked"}[draft.state]
         self.repo.add_event(plan["sender_id"], kind, message_key=parsed.key, draft_id=draft.id,
                             detail={"template": template, "language": draft.language, "error": draft.error})
-        level = logging.INFO if draft.state == "ready" else logging.ERROR
+        # A flagged draft is a bug in a template; a missing value is a setting to fill in.
+        level = {"ready": logging.INFO, "error": logging.WARNING}.get(draft.state, logging.ERROR)
         log.log(level, "%s: draft #%d (%s, %s): %s%s", loc.mailbox, draft.id, template, draft.language, draft.state,
                 f": {draft.error}" if draft.error else "")
         return draft

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from service.errors import DraftStateError, UnknownDraftError, UnknownSenderError
@@ -79,7 +79,8 @@ class PlaybookRepository:
             before = {"state": sender.state, "warned_type": sender.warned_type, "will_candidate": sender.will_candidate}
             sender.state, sender.warned_type, sender.will_candidate = "clear", None, False
             sender.state_changed_at = sender.reset_at = now
-            s.add(SenderEvent(sender_id=sender.id, kind="reset", actor=actor, detail={"before": before, "reason": reason}))
+            detail = {"before": before, "reason": reason}
+            s.add(SenderEvent(sender_id=sender.id, kind="reset", actor=actor, detail=detail))
             return sender
 
     def add_event(self, sender_id: int, kind: str, *, message_key: str | None = None, draft_id: int | None = None,
@@ -108,7 +109,9 @@ class PlaybookRepository:
         with self.store.session() as s:
             messages = s.scalars(select(SenderMessage.labels).filter_by(sender_id=sender_id)).all()
             drafts = s.scalar(select(func.count()).select_from(Draft).filter_by(sender_id=sender_id)) or 0
-            warnings = s.scalar(select(func.count()).select_from(SenderEvent).filter_by(sender_id=sender_id, kind="warned")) or 0
+            warnings = s.scalar(
+                select(func.count()).select_from(SenderEvent).filter_by(sender_id=sender_id, kind="warned")
+            ) or 0
             return {"messages": len(messages), "flagged": sum(1 for labels in messages if labels),
                     "drafts": drafts, "warnings": warnings}
 
@@ -211,7 +214,9 @@ class PlaybookRepository:
         ) or 0
 
     @staticmethod
-    def _events(decision: PlaybookDecision, labels: Sequence[str], conversations: int) -> list[tuple[str, dict[str, Any]]]:
+    def _events(
+        decision: PlaybookDecision, labels: Sequence[str], conversations: int
+    ) -> list[tuple[str, dict[str, Any]]]:
         events: list[tuple[str, dict[str, Any]]] = []
         if labels:
             events.append(("flagged", {"labels": list(labels)}))
@@ -231,16 +236,17 @@ class PlaybookRepository:
         with self.store.session() as s:
             return s.scalars(select(Draft).filter_by(mailbox=mailbox, source_key=key)).first()
 
-    def add_draft(self, **fields: Any) -> Draft:
-        """Insert the draft of a message; if one exists already, that one is returned."""
+    def add_draft(self, **fields: Any) -> tuple[Draft, bool]:
+        """Insert the draft of a message; if one exists already, that one is returned (and False)."""
         with self.store.session() as s:
-            existing = s.scalars(select(Draft).filter_by(mailbox=fields["mailbox"], source_key=fields["source_key"])).first()
+            query = select(Draft).filter_by(mailbox=fields["mailbox"], source_key=fields["source_key"])
+            existing = s.scalars(query).first()
             if existing is not None:
-                return existing
+                return existing, False
             draft = Draft(**fields)
             s.add(draft)
             s.flush()
-            return draft
+            return draft, True
 
     def get_draft(self, draft_id: int) -> Draft:
         with self.store.session() as s:
@@ -265,7 +271,8 @@ class PlaybookRepository:
             statement = update(Draft).where(Draft.id == draft_id)
             if expect is not None:
                 statement = statement.where(Draft.state.in_(list(expect)))
-            changed = s.execute(statement.values(**fields, updated_at=utcnow())).rowcount
+            result = cast(CursorResult[Any], s.execute(statement.values(**fields, updated_at=utcnow())))
+            changed = result.rowcount
             draft = s.get(Draft, draft_id, populate_existing=True)
             if draft is None:
                 raise UnknownDraftError(f"no draft {draft_id}")

@@ -37,7 +37,8 @@ _MAX_TEXT = 100_000
 
 
 def _clean(text: str) -> str:
-    return "\n".join(line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").strip().split("\n")) + "\n"
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").strip().split("\n")
+    return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
 class Approvals:
@@ -50,6 +51,7 @@ class Approvals:
         draft = self.repo.get_draft(draft_id)
         if draft.state not in APPROVABLE:
             raise DraftStateError(f"draft {draft_id} is {draft.state!r} and cannot be approved")
+        self.playbook.mailbox(draft.mailbox)  # before sending: filing it needs the mailbox
         assert draft.text is not None and draft.message_id and draft.from_address
         text, edited = draft.text, draft.edited
         if edited_text is not None and _clean(edited_text) != _clean(draft.text):
@@ -121,7 +123,8 @@ class Approvals:
         before = self.repo.get_draft(draft_id)
         draft = self.repo.update_draft(draft_id, expect=REJECTABLE, state="rejected", rejected_by=actor,
                                        rejected_at=self.playbook.clock(), reject_reason=reason)
-        self.repo.add_event(draft.sender_id, "draft_rejected", draft_id=draft.id, actor=actor, detail={"reason": reason})
+        self.repo.add_event(draft.sender_id, "draft_rejected", draft_id=draft.id, actor=actor,
+                            detail={"reason": reason})
         log.info("draft #%d rejected by %s", draft.id, actor)
         if before.state in ("appended", "send_failed") and draft.message_id and not self.playbook.dry_run:
             mailbox = self.playbook.mailbox(draft.mailbox)

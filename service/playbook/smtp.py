@@ -112,7 +112,8 @@ class SmtpSender:
                     final = SendError(f"{exc} (gave up after {attempt} tries)")
                     final.attempts = attempt
                     raise final from exc
-                log.warning("send failed (try %d of %d): %s; retrying in %.1f s", attempt, self.settings.max_attempts, exc, delay)
+                log.warning("send failed (try %d of %d): %s; retrying in %.1f s",
+                            attempt, self.settings.max_attempts, exc, delay)
                 self._sleep(delay)
                 delay *= 2
         raise AssertionError("unreachable")  # pragma: no cover

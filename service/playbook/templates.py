@@ -82,7 +82,10 @@ class TemplateRenderer:
             return language
         if self._exists(self.default_language, name):
             return self.default_language
-        raise TemplateError(f"template {name!r} exists neither for {language or 'und'!r} nor for the default language {self.default_language!r}")
+        raise TemplateError(
+            f"template {name!r} exists neither for {language or 'und'!r} "
+            f"nor for the default language {self.default_language!r}"
+        )
 
     def languages(self) -> list[str]:
         """Every language that has at least one template."""

@@ -24,7 +24,9 @@ def window_start(
     now: datetime, settings: WillSettings, *, reset_at: datetime | None = None, will_warned_at: datetime | None = None
 ) -> datetime:
     """The earliest time a conversation still counts from."""
-    starts = [now - timedelta(days=settings.days), reset_at, will_warned_at]
+    # The conversation that drew the warning belongs to the old run.
+    after_warning = will_warned_at + timedelta(microseconds=1) if will_warned_at else None
+    starts = [now - timedelta(days=settings.days), reset_at, after_warning]
     return max(t for t in starts if t is not None)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.store.tables import Base, utcnow
+from service.store.tables import Base, MessageRecord, utcnow
 
 # The key of a threshold that applies to every language.
 ALL_LANGUAGES = ""
@@ -68,3 +68,10 @@ class Feedback(Base):
     actor: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+# On the daemon's table, for the API: the preview's score index reads the rows
+# written since it last looked; the review queue filters by language or state.
+Index("ix_messages_updated", MessageRecord.updated_at)
+Index("ix_messages_language_received", MessageRecord.language, MessageRecord.received_at)
+Index("ix_messages_state_received", MessageRecord.state, MessageRecord.received_at)

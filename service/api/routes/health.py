@@ -34,10 +34,11 @@ def watcher_check(watcher: WatcherState) -> Check:
     if watcher.state == "reconnecting":
         # Backoff keeps the last delay it handed out; reaching the maximum
         # means the server has been failing for the whole escalation.
-        delay = float(getattr(watcher.backoff, "_next", 0.0))
+        delay = watcher.backoff.current
         if delay < watcher.backoff.maximum:
             return Check(ok=True, detail=f"{name}: reconnecting (retry delay {delay:g} s)")
-        return Check(ok=False, detail=f"{name}: still failing at the maximum retry delay: {watcher.last_error or 'unknown error'}")
+        error = watcher.last_error or "unknown error"
+        return Check(ok=False, detail=f"{name}: still failing at the maximum retry delay: {error}")
     return Check(ok=False, detail=f"{name}: {watcher.state}")
 
 
@@ -76,10 +77,9 @@ def metrics(ctx: ContextDep) -> Response:
 
 
 def _refresh_gauges(ctx: ApiContext) -> None:
+    # Counted at scrape time from the store, so the figure is right whichever
+    # process (daemon or `warningshot api`) made or approved the drafts.
     try:
-        pending = repository.pending_drafts(ctx.store)
+        ctx.metrics.drafts_pending.set(repository.pending_drafts(ctx.store))
     except StoreError as exc:
         log.warning("cannot count pending drafts: %s", exc.__class__.__name__)
-        return
-    if pending is not None:
-        ctx.metrics.drafts_pending.set(pending)

@@ -44,7 +44,10 @@ def mailbox_states(ctx: ApiContext) -> list[MailboxState]:
 
 
 @router.get("", response_model=StatsOut, summary="Counts, lag and mailbox states")
-def stats(ctx: ContextDep, days: Annotated[int, Query(ge=1, le=366, description="Calendar days (UTC), today included.")] = 30) -> StatsOut:
+def stats(
+    ctx: ContextDep,
+    days: Annotated[int, Query(ge=1, le=366, description="Calendar days (UTC), today included.")] = 30,
+) -> StatsOut:
     now = datetime.now(UTC)
     since = datetime.combine(now.date() - timedelta(days=days - 1), time(), UTC)
     by_state: dict[str, int] = {}
@@ -54,7 +57,8 @@ def stats(ctx: ContextDep, days: Annotated[int, Query(ge=1, le=366, description=
     messages = flagged = 0
     for day, language, state, labels_text, n in repository.day_counts(ctx.store, since):
         labels = _labels(labels_text)
-        lang = by_language.setdefault(language or "und", LanguageCounts(messages=0, flagged=0, by_label=dict.fromkeys(LABELS, 0)))
+        lang = by_language.setdefault(
+            language or "und", LanguageCounts(messages=0, flagged=0, by_label=dict.fromkeys(LABELS, 0)))
         daily = by_day.setdefault(day, DayCounts(day=day, messages=0, flagged=0, by_label=dict.fromkeys(LABELS, 0)))
         by_state[state] = by_state.get(state, 0) + n
         messages += n

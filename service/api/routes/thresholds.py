@@ -78,7 +78,7 @@ def preview_thresholds(body: PreviewIn, ctx: ContextDep, classifier: ClassifierD
     current = base.merged(repository.stored_thresholds(ctx.store).thresholds)
     proposed = base.merged(body.thresholds.to_thresholds())
     since = datetime.now(UTC) - timedelta(days=body.days)
-    result = preview(repository.scored_since(ctx.store, since), current, proposed, max_changes=body.max_changes)
+    result = preview(ctx.scores.snapshot(since), current, proposed, max_changes=body.max_changes)
     about = repository.summaries(ctx.store, [c.id for c in result.changes])
     changes = [
         ChangedMessage(

@@ -1,4 +1,4 @@
-"""admin API: threshold overrides, audit log, feedback
+"""admin API: threshold overrides, audit log, feedback; indexes on messages for the queue and preview
 
 Revision ID: 0003
 Revises: 0002
@@ -15,6 +15,11 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # The preview's score index catches up on the rows written since it last looked.
+    op.create_index("ix_messages_updated", "messages", ["updated_at"])
+    # The review queue filtered by language or by state, newest first, without scanning all mail.
+    op.create_index("ix_messages_language_received", "messages", ["language", "received_at"])
+    op.create_index("ix_messages_state_received", "messages", ["state", "received_at"])
     op.create_table(
         "threshold_overrides",
         sa.Column("label", sa.String(32), primary_key=True),
@@ -54,3 +59,6 @@ def downgrade() -> None:
     op.drop_index("ix_audit_action", "audit_log")
     op.drop_table("audit_log")
     op.drop_table("threshold_overrides")
+    op.drop_index("ix_messages_state_received", "messages")
+    op.drop_index("ix_messages_language_received", "messages")
+    op.drop_index("ix_messages_updated", "messages")
