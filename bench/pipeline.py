@@ -95,7 +95,9 @@ def load(kind: str, settings: Settings) -> Classifier:
 def settings_for(server: Dovecot, workdir: Path, batch: int) -> Settings:
     return Settings.model_validate({
         "mailboxes": [{"name": "bench", "host": "127.0.0.1", "port": server.port, "security": "plain",
-                       "username": "support", "password": "bench-pass"}],
+                       "username": "support", "password": "bench-pass", "address": "support@example.com"}],
+        # Flagged mail gets a real draft (rendered, litmus-scored, appended), as in production.
+        "playbook": {"company": "Example Plugins Ltd", "agent_name": "Support", "refund_terms": "A full refund."},
         "store": {"url": f"sqlite:///{workdir / 'bench.db'}"},
         "daemon": {"batch_size": batch},
     })
