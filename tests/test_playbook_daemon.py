@@ -189,7 +189,7 @@ def test_legal_threat_in_hebrew_is_routed_to_counsel_and_drafted_right_to_left(
     assert draft.get_content_type() == "multipart/alternative"
     plain, html = draft.get_body(("plain",)), draft.get_body(("html",))
     assert plain is not None and html is not None
-    assert "היועצים המשפטיים" in plain.get_content()  # further correspondence through counsel
+    assert "בא כוחנו" in plain.get_content()  # further correspondence through counsel
     assert 'dir="rtl"' in html.get_content() and 'lang="he"' in html.get_content()
     assert drafts(tmp_path)[0]["template"] == "termination_legal"
     assert sender_state(tmp_path, "noa@example.co.il") == ("legal", None)
