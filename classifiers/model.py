@@ -335,9 +335,12 @@ class WarningShotModel:
         """Load a saved model; the adapters are merged into the encoder for speed.
 
         With ``quantize`` the encoder's Linear layers run as dynamic int8, which on
-        a 2-core CPU about doubles throughput. ``None`` (the default) quantises
-        unless training measured a dev F1 drop above 0.01 for int8
-        (``int8_recommended`` in training.json); True or False force it.
+        a 2-core CPU about doubles throughput. ``None`` (the default) means fp32:
+        dynamic int8 takes one activation scale per batch, so a text's scores
+        depend on the other texts (and their padding) in its batch, and a
+        draft's litmus score could differ from the daemon's. True forces int8
+        (training.json's ``int8_recommended`` says whether the dev F1 drop was
+        acceptable).
         """
         from peft import set_peft_model_state_dict
         from safetensors import SafetensorError
@@ -372,8 +375,6 @@ class WarningShotModel:
             raise ModelFilesError(f"{path / HEAD_FILE} does not fit {len(config.labels)} labels: {exc}") from exc
         merged = encoder.merge_and_unload().eval()
         head.eval()
-        if quantize is None:
-            quantize = bool(files[TRAINING_FILE].get("int8_recommended", True))
         if quantize:
             merged = _quantize(merged)
         raw = files[THRESHOLDS_FILE]

@@ -23,8 +23,12 @@ def test_hostile_corpus_is_handled_without_losing_a_message(dovecot, daemon_proc
     daemon = daemon_process(write_config(tmp_path, dovecot))
 
     def finished() -> int:
-        with sqlite3.connect(tmp_path / "store.db") as db:
-            return db.execute("SELECT count(*) FROM messages WHERE state IN ('done', 'skipped', 'quarantined')").fetchone()[0]
+        try:
+            with sqlite3.connect(tmp_path / "store.db") as db:
+                query = "SELECT count(*) FROM messages WHERE state IN ('done', 'skipped', 'quarantined')"
+                return db.execute(query).fetchone()[0]
+        except sqlite3.OperationalError:  # the daemon has not created its tables yet
+            return -1
 
     wait_for(lambda: (tmp_path / "store.db").exists() and finished() == delivered, 120, 0.5, "every message handled")
     assert daemon.alive()
