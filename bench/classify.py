@@ -34,7 +34,8 @@ def sample_texts(email_dir: Path, tokenizer, target: int, count: int) -> list[st
                 continue
     if not bodies:
         bodies = ["Hello, my licence key stopped working after the update and support does not answer."]
-    texts, i = [], 0
+    texts: list[str] = []
+    i = 0
     while len(texts) < count:
         ids: list[int] = []
         parts = []

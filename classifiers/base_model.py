@@ -36,7 +36,7 @@ import tempfile
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -242,7 +242,7 @@ _LAYER_NAMES = {
 def build_bert(f: E5S1File, progress: bool = False) -> BertModel:
     """A ``BertModel`` (no pooler) holding the dequantised weights of ``f``."""
     import torch
-    from tqdm import tqdm
+    from tqdm import tqdm  # type: ignore[import-untyped]
     from transformers import BertConfig, BertModel
 
     config = BertConfig(
@@ -305,12 +305,13 @@ def build_tokenizer(f: E5S1File) -> Tokenizer:
     """
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
-    to_empty, to_space = [], []
+    to_empty: list[str] = []
+    to_space: list[str] = []
     for cp, out in f.normalisation.items():
         char = chr(cp)
         if out in ("", " ") and unicodedata.normalize("NFKC", char) != out:
             (to_empty if out == "" else to_space).append(char)
-    steps = []
+    steps: list[Any] = []
     if to_empty:
         steps.append(normalizers.Replace(Regex(_char_class(to_empty)), ""))
     if to_space:

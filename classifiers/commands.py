@@ -79,7 +79,8 @@ def train_command(data: tuple[str, ...], out: str, public_data: str | None, no_p
               help="public corpora whose 10% dev split is scored (default: ../shared/data/train)")
 @click.option("--no-public", is_flag=True, help="skip the public dev split")
 @click.option("--model", "model_dir", type=click.Path(), default=None, help=_MODEL_HELP)
-@click.option("--quantize/--no-quantize", default=None, help="int8 (faster; scores depend on the batch) or fp32 (default)")
+@click.option("--quantize/--no-quantize", default=None,
+              help="int8 (faster; scores depend on the batch) or fp32 (default)")
 @click.option("--threads", type=int, default=None, help="torch CPU threads")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="write every number here")
 def evaluate_command(data: tuple[str, ...], split: str, public_data: str | None, no_public: bool,

@@ -102,7 +102,8 @@ def _email_files(paths: Sequence[Path | str]) -> list[Path]:
     return files
 
 
-def load_emails(paths: Sequence[Path | str] = (DEFAULT_EMAIL_DIR,), splits: Sequence[str] | None = None) -> list[Example]:
+def load_emails(paths: Sequence[Path | str] = (DEFAULT_EMAIL_DIR,),
+                splits: Sequence[str] | None = None) -> list[Example]:
     """In-domain emails from JSON Lines files or directories of them, optionally only some splits."""
     examples: list[Example] = []
     seen: set[str] = set()

@@ -28,7 +28,8 @@ def _label_reports(model: WarningShotModel, rows: Sequence[Example], scores: Seq
     out = {}
     for i, label in enumerate(model.labels):
         truth = [ex.targets[i] for ex in rows]
-        fired = [float(s[label] >= model.thresholds.for_label(label, ex.lang)) for ex, s in zip(rows, scores, strict=True)]
+        fired = [float(s[label] >= model.thresholds.for_label(label, ex.lang))
+                 for ex, s in zip(rows, scores, strict=True)]
         # per-language thresholds make one cut-off per row; report on the decisions
         rep = binary_report(truth, fired, 0.5).as_dict()
         rep["pr_auc"] = binary_report(truth, [s[label] for s in scores], 0.5).pr_auc

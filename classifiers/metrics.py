@@ -38,7 +38,7 @@ def binary_report(truth: Sequence[float], scores: Sequence[float], threshold: fl
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     pr_auc = None
     if y.any() and len(y):
-        from sklearn.metrics import average_precision_score
+        from sklearn.metrics import average_precision_score  # type: ignore[import-untyped]
 
         pr_auc = float(average_precision_score(y, s))
     return BinaryReport(int(y.sum()), int(pred.sum()), float(precision), float(recall), float(f1), pr_auc)

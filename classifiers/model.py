@@ -111,7 +111,7 @@ def _lora_config(config: ModelConfig, n_layers: int) -> Any:
     )
 
 
-def _with_adapters(bert: nn.Module, config: ModelConfig) -> nn.Module:
+def _with_adapters(bert: Any, config: ModelConfig) -> Any:
     from peft import get_peft_model
 
     with warnings.catch_warnings():
@@ -148,7 +148,7 @@ class WarningShotModel:
 
     def __init__(
         self,
-        encoder: nn.Module,
+        encoder: Any,
         tokenizer: Any,
         head: nn.Linear,
         config: ModelConfig,
@@ -185,7 +185,7 @@ class WarningShotModel:
         return cls(encoder, tokenizer, head, config)
 
     @property
-    def bert(self) -> nn.Module:
+    def bert(self) -> Any:
         """The underlying ``BertModel`` (inside the peft wrapper while training)."""
         from peft import PeftModel
 
@@ -364,10 +364,10 @@ class WarningShotModel:
             head_state = load_file(str(path / HEAD_FILE))
         except (SafetensorError, OSError) as exc:
             raise ModelFilesError(f"cannot read the weights in {path}: {exc}") from exc
-        result = set_peft_model_state_dict(encoder, adapter)
-        if getattr(result, "unexpected_keys", None):
+        unexpected = getattr(set_peft_model_state_dict(encoder, adapter), "unexpected_keys", None)
+        if unexpected:
             raise ModelFilesError(f"{path / ADAPTER_FILE} holds tensors this config does not expect: "
-                                  f"{result.unexpected_keys[:5]}")
+                                  f"{list(unexpected)[:5]}")
         head = nn.Linear(bert.config.hidden_size, len(config.labels))
         try:
             head.load_state_dict(head_state)

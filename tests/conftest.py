@@ -327,3 +327,21 @@ def smtp_server() -> Iterator[SmtpCatcher]:
     controller.start()
     yield handler
     controller.stop()
+
+
+def shipped_model_dir() -> Path:
+    """The shipped model's directory, or skip the test when it has not been trained."""
+    from classifiers.model import MANIFEST_FILE, default_model_dir
+
+    path = default_model_dir()
+    if not (path / MANIFEST_FILE).is_file():
+        pytest.skip(f"no shipped model in {path}; train one with `warningshot train` (see models/README.md)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shipped_model():
+    """The shipped model, loaded once for every test that needs it."""
+    from classifiers.model import WarningShotModel
+
+    return WarningShotModel.load(shipped_model_dir())

@@ -28,7 +28,8 @@ TEXTS = {
     "de": "Sehr geehrte Damen und Herren, die Rechnung für März wurde doppelt abgebucht. Bitte um Erstattung.",
     "ru": "Здравствуйте! После обновления плагин перестал работать, сайт показывает белый экран.",
     "fr": "Bonjour, je n'arrive plus à me connecter à mon compte depuis la mise à jour d'hier.",
-    "mixed": "Subject: URGENT!!!\n\nThis   is\tthe THIRD time 😡😡\r\nזה  לא בסדר\u200b — ﻣﺮﺣﺒﺎ ＦＵＬＬＷＩＤＴＨ café",
+    "mixed": "Subject: URGENT!!!\n\nThis   is\tthe THIRD time 😡😡\r\n"
+             "זה  לא בסדר\u200b — ﻣﺮﺣﺒﺎ ＦＵＬＬＷＩＤＴＨ café",
 }
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import shipped_model_dir
 
 from classifiers.interface import LABELS, Classifier
 from classifiers.model import (
@@ -22,7 +23,6 @@ from classifiers.model import (
     MANIFEST_FILE,
     THRESHOLDS_FILE,
     WarningShotModel,
-    default_model_dir,
     split_sentences,
 )
 from service.errors import ModelFilesError
@@ -163,39 +163,27 @@ def test_batches_bucket_by_length(tiny_model: WarningShotModel) -> None:
 
 # ---- the shipped model --------------------------------------------------------
 
-def _shipped() -> Path:
-    path = default_model_dir()
-    if not (path / MANIFEST_FILE).is_file():
-        pytest.skip(f"no shipped model in {path}; train one with `warningshot train` (see models/README.md)")
-    return path
-
-
-@pytest.fixture(scope="module")
-def shipped() -> WarningShotModel:
-    return WarningShotModel.load(_shipped())
-
-
 @pytest.mark.model
 def test_shipped_model_is_small() -> None:
-    path = _shipped()
+    path = shipped_model_dir()
     assert sum(p.stat().st_size for p in path.iterdir() if p.is_file()) < 25 * 1024 * 1024
 
 
 @pytest.mark.model
-def test_threat_at_the_end_of_a_long_email_is_found(shipped: WarningShotModel) -> None:
+def test_threat_at_the_end_of_a_long_email_is_found(shipped_model: WarningShotModel) -> None:
     threat = "If the refund is not in my account by Friday, my lawyer will file a lawsuit against your company."
     long_text = "Subject: shipping rates broken\n\n" + FILLER * 6 + "\n\n" + threat
-    assert len(shipped.windows([long_text])[0]) >= 3
-    benign, hostile = shipped.predict([long_text.replace(threat, ""), long_text])
-    cut = shipped.thresholds.for_label("legal_threat", "en")
+    assert len(shipped_model.windows([long_text])[0]) >= 3
+    benign, hostile = shipped_model.predict([long_text.replace(threat, ""), long_text])
+    cut = shipped_model.thresholds.for_label("legal_threat", "en")
     assert hostile["legal_threat"] >= cut > benign["legal_threat"]
-    assert shipped.evidence(long_text, ["legal_threat"])["legal_threat"] == threat
+    assert shipped_model.evidence(long_text, ["legal_threat"])["legal_threat"] == threat
 
 
 @pytest.mark.model
-def test_shipped_model_scores_plain_cases(shipped: WarningShotModel) -> None:
-    plain, abusive = shipped.predict([
+def test_shipped_model_scores_plain_cases(shipped_model: WarningShotModel) -> None:
+    plain, abusive = shipped_model.predict([
         "Hi, could you send me the invoice for order 4471 as a PDF? Thanks, Tom",
         "You are a bunch of useless, brain-dead idiots. Get me someone competent, you morons.",
     ])
-    assert abusive["abusive"] >= shipped.thresholds.for_label("abusive", "en") > plain["abusive"]
+    assert abusive["abusive"] >= shipped_model.thresholds.for_label("abusive", "en") > plain["abusive"]

@@ -7,12 +7,9 @@ test_playbook_templates.py and test_playbook_daemon.py.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from classifiers.interface import LABELS
-from classifiers.model import MANIFEST_FILE, WarningShotModel, default_model_dir
 from service.playbook.decide import TEMPLATES
 from service.playbook.litmus import litmus
 from service.playbook.templates import TemplateRenderer
@@ -28,21 +25,10 @@ REFUND = {
 }
 
 
-def _shipped() -> Path:
-    path = default_model_dir()
-    if not (path / MANIFEST_FILE).is_file():
-        pytest.skip(f"no shipped model in {path}; train one with `warningshot train` (see models/README.md)")
-    return path
-
-
-@pytest.fixture(scope="module")
-def model() -> WarningShotModel:
-    return WarningShotModel.load(_shipped())
-
-
 @pytest.mark.model
 @pytest.mark.parametrize("language", LANGUAGES)
-def test_every_shipped_template_passes_the_litmus_test(model, language):
+def test_every_shipped_template_passes_the_litmus_test(shipped_model, language):
+    model = shipped_model
     renderer = TemplateRenderer()
     values = {
         "customer_name": "Sam Lee", "agent_name": "Dana", "company": "Acme Plugins", "refund_terms": REFUND[language],
