@@ -319,7 +319,8 @@ class SmtpCatcher:
 @pytest.fixture
 def smtp_server() -> Iterator[SmtpCatcher]:
     from aiosmtpd.controller import Controller
-    from dovecot import free_port
+
+    from service.local_dovecot import free_port
 
     handler = SmtpCatcher()
     handler.port = free_port()

@@ -10,9 +10,9 @@ import sys
 import httpx
 import pytest
 from conftest import ADMIN_TOKEN, REPO, SUPPORT, VIEWER_TOKEN, wait_for
-from dovecot import free_port
 
 from service.errors import ConfigError
+from service.local_dovecot import free_port
 from service.settings import load_settings
 
 READ_ONLY = ["/v1/thresholds", "/v1/audit", "/v1/messages", "/v1/feedback/export", "/v1/stats"]

@@ -9,8 +9,9 @@ import time
 
 import httpx
 from conftest import ADMIN_TOKEN, REPO, SUPPORT, deliver, flags_by_message_id, make_mail, wait_for, write_config
-from dovecot import free_port
 from prometheus_client.parser import text_string_to_metric_families
+
+from service.local_dovecot import free_port
 
 SCANNED = "WarningShot/Scanned"
 TOKENS = {"WARNINGSHOT_API__ADMIN_TOKENS": f'["{ADMIN_TOKEN}"]'}

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from conftest import ADMIN_TOKEN, deliver, wait_for
-from dovecot import free_port
 from prometheus_client.parser import text_string_to_metric_families
 from test_playbook_daemon import ENGLISH, folder, mail, playbook_config
 
+from service.local_dovecot import free_port
 from service.store.playbook_tables import Draft, Sender, SenderEvent, SenderMessage
 
 SUPPORT = "support@example.com"

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 from conftest import deliver, flags_by_message_id, imap, wait_for, write_config
-from dovecot import Dovecot
 from marker_classifier import MarkerClassifier
 
 from service.errors import DraftBlockedError, DraftStateError, SendError
+from service.local_dovecot import Dovecot
 from service.playbook.engine import Playbook
 from service.settings import load_settings
 from service.store import Store

@@ -272,7 +272,8 @@ def tls_smtp(certificate: tuple[Path, ssl.SSLContext]) -> Iterator[tuple[object,
     from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult
     from conftest import SmtpCatcher
-    from dovecot import free_port
+
+    from service.local_dovecot import free_port
 
     cert, context = certificate
 
@@ -304,7 +305,8 @@ def test_smtp_starttls_with_auth_delivers_and_a_refused_login_is_not_retried(tls
 def test_smtp_over_implicit_tls(certificate):
     from aiosmtpd.controller import Controller
     from conftest import SmtpCatcher
-    from dovecot import free_port
+
+    from service.local_dovecot import free_port
 
     cert, context = certificate
     handler, port = SmtpCatcher(), free_port()
