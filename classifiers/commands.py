@@ -100,7 +100,7 @@ def evaluate_command(data: tuple[str, ...], split: str, public_data: str | None,
         raise click.ClickException(str(exc)) from exc
     result = evaluate(model, emails, public)
     result["split"] = split
-    result["quantized"] = quantize
+    result["quantized"] = model.quantized
     click.echo(format_report(result, model.labels))
     if json_out:
         Path(json_out).write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -140,7 +140,7 @@ def _quantize(module: nn.Module) -> nn.Module:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning, message=r".*torch\.ao\.quantization")
         warnings.filterwarnings("ignore", category=UserWarning, message=r".*quantize_per_tensor")
-        return quantize_dynamic(module, spec, dtype=torch.qint8)
+        return quantize_dynamic(module, spec, dtype=torch.qint8, inplace=True)  # the fp32 copy is dropped
 
 
 class WarningShotModel:
@@ -183,6 +183,13 @@ class WarningShotModel:
         encoder = _with_adapters(bert, config)
         head = nn.Linear(bert.config.hidden_size, len(config.labels))
         return cls(encoder, tokenizer, head, config)
+
+    @property
+    def quantized(self) -> bool:
+        """Whether the encoder runs dynamic int8 Linear layers."""
+        from torch.ao.nn.quantized.dynamic import Linear as DynamicQuantizedLinear
+
+        return any(isinstance(m, DynamicQuantizedLinear) for m in self.encoder.modules())
 
     @property
     def bert(self) -> Any:
