@@ -11,6 +11,7 @@ import shlex
 import subprocess
 
 from service.errors import MailboxAuthError
+from service.logs import redact
 from service.settings import MailboxSettings
 
 
@@ -35,4 +36,5 @@ def oauth2_token(settings: MailboxSettings) -> str:
             raise MailboxAuthError(f"{settings.name}: cannot read oauth2_token_file: {exc}") from exc
     if not token:
         raise MailboxAuthError(f"{settings.name}: the OAuth2 token source returned nothing")
+    redact(token)
     return token
