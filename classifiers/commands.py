@@ -1,4 +1,4 @@
-"""Click commands of the classifier (build-base, train, evaluate, classify).
+"""Click commands of the classifier (build-base, train, evaluate, classify, model, retrain).
 
 ``service/cli.py`` adds :data:`COMMANDS` to the ``warningshot`` group. Errors
 from the WarningShot tree become clean one-line CLI errors here, at the edge.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -54,6 +55,8 @@ def build_base(cache_dir: str | None) -> None:
 @click.option("--window", type=int, default=None, help="tokens per window")
 @click.option("--first-adapted-layer", type=int, default=None, help="encoder layers below stay frozen")
 @click.option("--checkpoint-every", type=int, default=None, help="steps between checkpoints")
+@click.option("--max-steps", type=click.IntRange(min=1), default=None,
+              help="stop after this many steps (smoke runs; the model will be poor)")
 @click.option("--resume", is_flag=True, help="continue from OUT/checkpoint")
 def train_command(data: tuple[str, ...], out: str, public_data: str | None, no_public: bool,
                   resume: bool, **overrides: float | int | None) -> None:
@@ -128,4 +131,221 @@ def classify_command(input_file, output_file, model_dir: str | None, threads: in
         sys.exit(1)
 
 
-COMMANDS: list[click.Command] = [build_base, train_command, evaluate_command, classify_command]
+# ---- model versions: `warningshot model list|use`, `warningshot retrain` ----------------
+
+_RELOAD_HINT = ("A running daemon keeps the model it loaded until it is reloaded: `systemctl reload warningshot`, "
+                "`kill -HUP <pid of warningshot run>`, or POST /v1/model/reload with an admin token.")
+
+
+def _settings(ctx: click.Context) -> Any:
+    """The settings of the global ``-c/--config`` option; a bad config is exit code 2, as in service/cli.py."""
+    from service.errors import ConfigError
+    from service.settings import load_settings
+
+    obj = ctx.find_root().obj or {}
+    try:
+        return load_settings(obj.get("config"))
+    except ConfigError as exc:
+        click.echo(f"warningshot: {exc}", err=True)
+        ctx.exit(2)
+
+
+def _f3(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _short(note: str, width: int = 90) -> str:
+    return note if len(note) <= width else note[: width - 3] + "..."
+
+
+def _version_rows(settings: Any) -> tuple[list[dict[str, Any]], list[str]]:
+    from classifiers.gate import GateConfig
+    from classifiers.registry import Registry, iso
+    from classifiers.retrain import EvalContext, load_test_split, version_summary
+
+    registry = Registry.from_settings(settings.model)
+    try:
+        active: str | None = registry.active_name()
+    except WarningShotError as exc:
+        click.echo(f"warning: {exc}", err=True)
+        active = None
+    ctx = EvalContext.create(load_test_split(), settings.model.quantize)
+    rows: list[dict[str, Any]] = []
+    for version in registry.versions():
+        test = version_summary(registry, version, ctx)
+        note = str(version.report.get("note") or "")
+        if version.shipped:
+            note = note or f"shipped model ({version.path})"
+        rows.append({"version": version.name, "created": iso(version.created) if version.created else None,
+                     "active": version.name == active, "status": version.status, "parent": version.report.get("parent"),
+                     "path": str(version.path), "test": test, "note": note})
+    min_emails = GateConfig().min_emails
+    langs = sorted({lang for row in rows for lang, r in ((row["test"] or {}).get("languages") or {}).items()
+                    if (r.get("emails") or 0) >= min_emails})
+    return rows, langs
+
+
+@click.group("model")
+def model_group() -> None:
+    """Model versions: list them, switch the active one, roll back to the shipped model.
+
+    Versions live in model.registry (default var/models); `warningshot retrain`
+    makes new ones. The file ACTIVE there names the version the daemon loads.
+    """
+
+
+@model_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="one JSON document with every version and its numbers")
+@click.pass_context
+def model_list(ctx: click.Context, as_json: bool) -> None:
+    """List model versions with their test-split numbers.
+
+    The numbers are the ones cached by `warningshot retrain`; nothing is scored here.
+    """
+    settings = _settings(ctx)
+    try:
+        rows, langs = _version_rows(settings)
+    except (WarningShotError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    width = max(len(row["version"]) for row in rows)
+    head = "".join(f"{lang:>7}" for lang in langs)
+    click.echo(f"{'VERSION':{width}}  {'CREATED':17}  {'ACTIVE':6}  {'STATUS':8}  {'MACRO-F1':>8}  "
+               f"{'HN-FPR':>6}{head}  NOTE")
+    for row in rows:
+        test = row["test"] or {}
+        created = (row["created"] or "-").replace("T", " ")[:16] + ("Z" if row["created"] else "")
+        cells = "".join(f"{_f3(((test.get('languages') or {}).get(lang) or {}).get('macro_f1')):>7}"
+                        for lang in langs)
+        marker = "*" if row["active"] else ""
+        click.echo(f"{row['version']:{width}}  {created:17}  {marker:^6}  {row['status']:8}  "
+                   f"{_f3(test.get('macro_f1')):>8}  {_f3(test.get('hard_negative_fpr')):>6}{cells}  "
+                   f"{_short(row['note'])}")
+    if langs:
+        click.echo(f"(test split, {'int8' if settings.model.quantize else 'fp32'}; per-language macro-F1 for "
+                   f"languages with at least 40 test emails; `--json` has all)")
+
+
+_SAFE_STATUSES = ("shipped", "promoted", "passed")
+
+
+@model_group.command("use")
+@click.argument("version")
+@click.option("--force", is_flag=True, help="switch to a version the gate refused (or that never finished)")
+@click.pass_context
+def model_use(ctx: click.Context, version: str, force: bool) -> None:
+    """Switch the active model to VERSION (`shipped`: roll back).
+
+    The version is loaded first, with the settings' base cache and
+    quantisation; if that fails, nothing changes.
+    """
+    from classifiers.registry import Registry, validate_version
+
+    settings = _settings(ctx)
+    registry = Registry.from_settings(settings.model)
+    try:
+        target = registry.get(version)
+        try:
+            current: str | None = registry.active_name()
+        except WarningShotError:  # a damaged ACTIVE file: switching away from it is the cure
+            current = None
+        if target.status not in _SAFE_STATUSES and not force:
+            why = target.report.get("note") or f"its status is {target.status!r}"
+            raise click.ClickException(f"{target.name} is not a version the gate passed ({why}); "
+                                       "add --force to switch to it anyway")
+        if settings.model.factory:
+            click.echo(f"note: model.factory is set ({settings.model.factory}); the daemon ignores model versions "
+                       "while it is", err=True)
+        if current == target.name:
+            click.echo(f"{target.name} is already the active model")
+            return
+        click.echo(f"checking that {target.name} loads ({target.path}) ...")
+        try:
+            validate_version(target, base_cache=settings.model.base_cache, quantize=settings.model.quantize,
+                             threads=settings.model.threads or None)
+        except WarningShotError as exc:
+            raise click.ClickException(f"{exc}\nthe active model is unchanged ({current or 'unreadable ACTIVE'})"
+                                       ) from exc
+        registry.set_active(target.name, how="model use --force" if force else "model use", previous=current)
+    except (WarningShotError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"active model: {target.name} (was {current or 'unreadable'})")
+    click.echo(_RELOAD_HINT)
+
+
+@click.command("retrain")
+@click.option("--data", "data", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="more in-domain email JSON Lines (file or directory, repeatable): their train split is "
+                   "trained on, their dev split joins threshold choice; the test split stays the shipped one")
+@click.option("--public-data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="public abusive/none corpora (default: ../shared/data/train next to the repo)")
+@click.option("--no-public", is_flag=True, help="train on in-domain emails and corrections only")
+@click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=None, help="default: 4")
+@click.option("--seed", type=int, default=None, help="default: 13")
+@click.option("--max-steps", type=click.IntRange(min=1), default=None,
+              help="stop training after this many steps (smoke runs; such a model will be refused)")
+@click.option("--dry-run", is_flag=True, help="train, evaluate and judge, but never make the candidate active")
+@click.option("--tolerance", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="macro-F1 may drop by at most this, overall and per gated language")
+@click.option("--fpr-tolerance", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="the hard-negative false-positive rate may rise by at most this")
+@click.option("--min-emails", type=click.IntRange(min=1), default=40, show_default=True,
+              help="languages with fewer test emails are not gated on their own")
+@click.option("--progress/--no-progress", default=True, help="progress bars on stderr")
+@click.pass_context
+def retrain_command(ctx: click.Context, data: tuple[Path, ...], public_data: Path | None, no_public: bool,
+                    epochs: float | None, seed: int | None, max_steps: int | None, dry_run: bool,
+                    tolerance: float, fpr_tolerance: float, min_emails: int, progress: bool) -> None:
+    """Train a new model version with the store's corrections; promote it if no worse.
+
+    Fine-tunes on the shipped in-domain data plus the corrections recorded in
+    the store (and the public corpora), then scores the candidate and the
+    active model on the fixed test split; the candidate becomes active only if
+    macro-F1 (overall, and per language with --min-emails test emails) does
+    not drop and the hard-negative false-positive rate does not rise.
+
+    The candidate is kept in the registry either way, with report.json saying
+    why. Exit code 0: promoted (or, with --dry-run, it would have been);
+    1: refused by the gate, or an error; 2: bad configuration.
+    """
+    from classifiers.dataset import DEFAULT_PUBLIC_DIR
+    from classifiers.gate import GateConfig
+    from classifiers.retrain import RetrainOptions, retrain
+    from service.logs import configure_logging
+
+    settings = _settings(ctx)
+    obj = ctx.find_root().obj or {}
+    configure_logging(obj.get("log_level") or settings.logging.level, obj.get("log_format") or settings.logging.format)
+    if settings.model.factory:
+        click.echo(f"note: model.factory is set ({settings.model.factory}); the daemon ignores model versions "
+                   "while it is", err=True)
+    options = RetrainOptions(
+        epochs=epochs, seed=seed, max_steps=max_steps,
+        public_dir=None if no_public else (public_data or DEFAULT_PUBLIC_DIR), extra_dirs=data, dry_run=dry_run,
+        gate=GateConfig(min_emails=min_emails, tolerance=tolerance, fpr_tolerance=fpr_tolerance), progress=progress,
+    )
+    try:
+        outcome = retrain(settings, options, echo=click.echo)
+    except FileNotFoundError as exc:
+        raise click.ClickException(f"{exc} (use --no-public to train without the public corpora)") from exc
+    except (WarningShotError, ValueError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"gate: candidate {outcome.version} vs active {outcome.compared_with}")
+    for check in outcome.result.checks:
+        click.echo(f"  {'ok  ' if check.passed else 'FAIL'}  {check.describe()}")
+    if outcome.promoted:
+        click.echo(f"promoted: {outcome.version} is now the active model")
+        click.echo(_RELOAD_HINT)
+    elif outcome.result.passed:
+        click.echo(f"passed, not made active; `warningshot model use {outcome.version}` switches to it")
+    else:
+        click.echo(f"refused: the active model stays {outcome.compared_with}; failed checks:")
+        for check in outcome.result.failed:
+            click.echo(f"  - {check.describe()}")
+        ctx.exit(1)
+
+
+COMMANDS: list[click.Command] = [build_base, train_command, evaluate_command, classify_command, model_group,
+                                 retrain_command]

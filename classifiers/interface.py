@@ -51,3 +51,8 @@ class Classifier(Protocol):
     def evidence(self, text: str, labels: Sequence[str]) -> dict[str, str]:
         """Return, for each of ``labels``, the sentence of ``text`` that scores highest."""
         ...
+
+
+def model_version(classifier: Classifier) -> str:
+    """What to call a model in records, logs and API answers: its registry version, else its class."""
+    return str(getattr(classifier, "version", "") or type(classifier).__name__)

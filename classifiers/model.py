@@ -164,6 +164,8 @@ class WarningShotModel:
         self.thresholds = thresholds or Thresholds({label: 0.5 for label in self.labels})
         self.training = dict(training or {})
         self.batch_tokens = batch_tokens
+        # The registry version it was loaded as ("shipped", "v2-..."); set by service.scoring.
+        self.version = ""
         self._prefix_ids = tokenizer.encode(config.prefix.strip(), add_special_tokens=False).ids
         self._pad_id = tokenizer.token_to_id("<pad>")
         self._bos_id = tokenizer.token_to_id("<s>")
@@ -331,6 +333,8 @@ class WarningShotModel:
             # are left alone, and a reader never sees a manifest that vouches for missing files
             target.mkdir(exist_ok=True)
             for name in (*REQUIRED_FILES, MANIFEST_FILE):
+                # safetensors writes 0600; the daemon may run as another user than training did.
+                os.chmod(tmp / name, 0o644)
                 os.replace(tmp / name, target / name)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

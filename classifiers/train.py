@@ -65,6 +65,8 @@ class TrainConfig:
     first_adapted_layer: int = 6
     lora_r: int = 16
     lora_alpha: int = 32
+    # Stop after this many optimizer steps (0: run every epoch); for smoke runs of the pipeline.
+    max_steps: int = 0
 
     def model_config(self) -> ModelConfig:
         return ModelConfig(window=self.window, first_adapted_layer=self.first_adapted_layer,
@@ -232,14 +234,19 @@ def dev_f1(model_labels: Sequence[str], dev: Sequence[Example], scores: Sequence
 
 def train(email_paths: Sequence[Path | str], out: Path | str, public_dir: Path | str | None,
           config: TrainConfig, resume: bool = False, progress: bool = True,
-          base_cache: Path | str | None = None) -> Path:
-    """Train, pick thresholds on dev, check int8 against fp32, and save the model into ``out``."""
+          base_cache: Path | str | None = None, extra_train: Sequence[Example] = ()) -> Path:
+    """Train, pick thresholds on dev, check int8 against fp32, and save the model into ``out``.
+
+    ``extra_train`` are in-domain examples trained on whatever their split
+    (corrections recorded by the daemon: each is its own scenario, so none can
+    leak a paraphrase into dev or test).
+    """
     started = time.time()
     out = Path(out)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     seed_everything(config.seed)
     emails = dataset.load_emails(email_paths)
-    train_emails = [ex for ex in emails if ex.split == "train"]
+    train_emails = [ex for ex in emails if ex.split == "train"] + list(extra_train)
     dev = [ex for ex in emails if ex.split == "dev"]
     public: list[Example] = []
     if public_dir is not None and config.public_rows > 0:
@@ -264,6 +271,8 @@ def train(email_paths: Sequence[Path | str], out: Path | str, public_dir: Path |
                                    {"params": head, "lr": config.head_lr}], weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(items) / config.batch_size)
     total = max(1, math.ceil(config.epochs * steps_per_epoch))
+    if config.max_steps:
+        total = min(total, config.max_steps)
     warm = max(1, int(total * config.warmup))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
@@ -308,7 +317,8 @@ def train(email_paths: Sequence[Path | str], out: Path | str, public_dir: Path |
     model.thresholds = thresholds
     model.training = {
         "config": asdict(config),
-        "data": {"train_emails": len(train_emails), "public_rows": len(public), "dev_emails": len(dev),
+        "data": {"train_emails": len(train_emails), "extra_train_emails": len(extra_train),
+                 "public_rows": len(public), "dev_emails": len(dev),
                  "email_sources": sorted({ex.source for ex in train_emails}),
                  "public_sources": sorted({ex.source for ex in public})},
         "device": str(device), "torch_threads": torch.get_num_threads(),

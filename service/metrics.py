@@ -41,3 +41,11 @@ class Metrics:
         self.drafts_pending = Gauge(
             "warningshot_drafts_pending", "Drafts waiting for a human decision.", registry=self.registry
         )
+        self.corrections = Counter(
+            "warningshot_label_corrections", "Labels corrected by agents in the mail client, per label.",
+            ["mailbox", "label", "change"], registry=self.registry,
+        )
+        self.model_reloads = Counter(
+            "warningshot_model_reloads", "Model reloads (SIGHUP or the API), by result.", ["result"],
+            registry=self.registry,
+        )

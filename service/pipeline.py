@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import TYPE_CHECKING
 
-from classifiers.interface import Classifier, Thresholds
+from classifiers.interface import Classifier, Thresholds, model_version
 from service.decision import Decision, decide
 from service.errors import MailboxConnectionError, StoreError, WarningShotError
 from service.mail.message import ParsedMessage
@@ -56,6 +56,7 @@ class _Work:
     fetched: FetchedMessage
     parsed: ParsedMessage | None = None
     scores: dict[str, float] | None = None
+    model: str = ""
 
 
 class Pipeline:
@@ -174,10 +175,10 @@ class Pipeline:
         decided: list[tuple[_Work, Decision]] = []
         evidence: dict[int, dict[str, str]] = {}
         try:
-            all_scores = self._predict([p.text for _, p in scorable])
+            all_scores, model = self._predict([p.text for _, p in scorable])
             thresholds = self.thresholds()
             for (item, message), scores in zip(scorable, all_scores, strict=True):
-                item.scores = scores
+                item.scores, item.model = scores, model
                 decision = decide(scores, message.language, thresholds, self.tagging)
                 if decision.labels:
                     with self.model_lock:
@@ -297,7 +298,8 @@ class Pipeline:
             self._apply(session, loc.uid, Decision((), decision.keywords), None)
             return self._finish(loc, record, "skipped", error=f"same message as record {original.id}")
         if item.scores is None:
-            item.scores = self._predict([parsed.text])[0]
+            scores, item.model = self._predict([parsed.text])
+            item.scores = scores[0]
         decision = decide(item.scores, parsed.language, self.thresholds(), self.tagging)
         evidence: dict[str, str] = {}
         if decision.labels:
@@ -311,13 +313,14 @@ class Pipeline:
         self._apply(session, loc.uid, decision, parsed.message_id, self._playbook_step(item))
         return self._finish(loc, record, "done", labels=decision.labels)
 
-    def _predict(self, texts: list[str]) -> list[dict[str, float]]:
+    def _predict(self, texts: list[str]) -> tuple[list[dict[str, float]], str]:
+        """Scores, and the version of the model that gave them (a reload may swap it between calls)."""
         with self.model_lock, self.metrics.classify_seconds.time():
-            return self.classifier.predict(texts)
+            return self.classifier.predict(texts), model_version(self.classifier)
 
     def predict(self, texts: list[str]) -> list[dict[str, float]]:
         """Scores of ``texts``, one model call at a time (the playbook's litmus test shares the model)."""
-        return self._predict(texts)
+        return self._predict(texts)[0]
 
     # -- the playbook: planned with the decision, applied as one more effect -----
 
@@ -421,6 +424,6 @@ def _record_fields(item: _Work, decision: Decision, evidence: dict[str, str]) ->
         "scores": item.scores,
         "labels": list(decision.labels),
         "evidence": evidence,
-        "action": decision.as_record(),
+        "action": {**decision.as_record(), "model": item.model},
         "body": parsed.body,
     }

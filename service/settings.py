@@ -52,23 +52,25 @@ class MailboxSettings(_Section):
     security: Literal["tls", "starttls", "plain"] = Field(
         default="tls", description="'plain' is only accepted for localhost."
     )
-    username: str = Field(min_length=1)
-    auth: Literal["password", "xoauth2"] = "password"
+    username: str = Field(min_length=1, description="Login name (for Gmail and Microsoft 365: the mail address).")
+    auth: Literal["password", "xoauth2"] = Field(
+        default="password", description="'xoauth2' for Gmail and Microsoft 365 (docs/oauth2.md)."
+    )
     password: SecretStr = Field(
         default=SecretStr(""), description="Leave empty and set WARNINGSHOT_MAILBOX_<NAME>_PASSWORD instead."
     )
     oauth2_token_command: str = Field(default="", description="Command printing a fresh XOAUTH2 access token.")
     oauth2_token_file: Path | None = Field(default=None, description="File holding the current XOAUTH2 access token.")
-    folders: list[str] = Field(default_factory=lambda: ["INBOX"], min_length=1)
+    folders: list[str] = Field(default_factory=lambda: ["INBOX"], min_length=1, description="Folders watched for new mail.")
     idle: bool = Field(default=True, description="Use IMAP IDLE when the server offers it; else poll.")
     idle_renew_seconds: float = Field(
         default=1500, gt=0, le=1740, description="Re-issue IDLE before the server's 29-minute limit (RFC 2177)."
     )
-    poll_interval_seconds: float = Field(default=30.0, gt=0, le=3600)
-    timeout_seconds: float = Field(default=60.0, gt=0, le=600)
-    tls_verify: bool = True
+    poll_interval_seconds: float = Field(default=30.0, gt=0, le=3600, description="Check interval when IDLE is not used.")
+    timeout_seconds: float = Field(default=60.0, gt=0, le=600, description="Socket timeout of IMAP commands.")
+    tls_verify: bool = Field(default=True, description="Check the server certificate; off only for tests.")
     tls_ca_file: Path | None = Field(default=None, description="CA bundle for a server with a private certificate.")
-    drafts_folder: str = "Drafts"
+    drafts_folder: str = Field(default="Drafts", description="Reply drafts are appended here for a human to approve.")
     sent_folder: str = Field(
         default="Sent", description="Approved replies are filed here; empty where the server does it itself (Gmail)."
     )
@@ -111,7 +113,7 @@ class RouteSettings(_Section):
 
     keyword: str = Field(min_length=1, pattern=r"^[^\s()\[\]{}%*\"\\]+$", description="IMAP keyword set on the message.")
     folder: str = Field(default="", description="Folder to copy or move the message to (created when missing).")
-    mode: Literal["none", "copy", "move"] = "none"
+    mode: Literal["none", "copy", "move"] = Field(default="none", description="Keyword only, or also copy or move to folder.")
     gmail_label: str = Field(default="", description="X-GM-LABELS label, used when the server is Gmail.")
 
     @model_validator(mode="after")
@@ -130,8 +132,8 @@ def _default_routes() -> dict[str, RouteSettings]:
 
 
 class TaggingSettings(_Section):
-    scanned_keyword: str = "WarningShot/Scanned"
-    error_keyword: str = "WarningShot/Error"
+    scanned_keyword: str = Field(default="WarningShot/Scanned", description="Set on every message handled.")
+    error_keyword: str = Field(default="WarningShot/Error", description="Set on a message quarantined after repeated failures.")
     routes: dict[str, RouteSettings] = Field(default_factory=_default_routes)
 
     @field_validator("routes")
@@ -146,11 +148,11 @@ class TaggingSettings(_Section):
 class ThresholdSettings(_Section):
     """Overrides of the model's shipped thresholds (the API can change them too)."""
 
-    abusive: Probability | None = None
-    extortion: Probability | None = None
-    legal_threat: Probability | None = None
+    abusive: Probability | None = Field(default=None, description="Overrides the model's abusive threshold.")
+    extortion: Probability | None = Field(default=None, description="Overrides the model's extortion threshold.")
+    legal_threat: Probability | None = Field(default=None, description="Overrides the model's legal_threat threshold.")
     per_language: dict[str, dict[Literal["abusive", "extortion", "legal_threat"], Probability]] = Field(
-        default_factory=dict
+        default_factory=dict, description="Per language code, e.g. [thresholds.per_language.ar] abusive = 0.7."
     )
 
     def as_thresholds(self) -> Thresholds:
@@ -173,7 +175,13 @@ class ModelSettings(_Section):
         description="int8 dynamic quantisation: ~2x faster on CPU, but a text's scores then depend on its batch.",
     )
     max_chars: int = Field(default=20000, ge=200, le=1_000_000, description="Text sent to the model is capped here.")
-    batch_size: int = Field(default=16, ge=1, le=512)
+    batch_size: int = Field(default=16, ge=1, le=512, description="Texts per model call in `classify` and `scan`.")
+    registry: Path = Field(
+        default=Path("var/models"),
+        description="Model versions made by `warningshot retrain` and the ACTIVE file naming the one in use "
+        "(none, or 'shipped': the model at model.path). A relative path is relative to the config file, like "
+        "store.url; the default, var/models, sits next to the default store var/warningshot.db.",
+    )
 
 
 class StoreSettings(_Section):
@@ -183,10 +191,21 @@ class StoreSettings(_Section):
 
 class DaemonSettings(_Section):
     max_attempts: int = Field(default=3, ge=1, le=100, description="Failures before a message is quarantined.")
-    backoff_initial_seconds: float = Field(default=1.0, gt=0, le=600)
-    backoff_max_seconds: float = Field(default=300.0, gt=0, le=86400)
+    backoff_initial_seconds: float = Field(default=1.0, gt=0, le=600, description="First wait before reconnecting.")
+    backoff_max_seconds: float = Field(default=300.0, gt=0, le=86400, description="The wait doubles up to this.")
     batch_size: int = Field(default=16, ge=1, le=1000, description="Messages fetched and classified together.")
     dry_run: bool = Field(default=False, description="Decide and record, but change nothing on the server.")
+
+
+class CorrectionSettings(_Section):
+    """Learning from agents: label keywords removed or added, messages moved out of or into label folders."""
+
+    enabled: bool = Field(default=True, description="Record agents' keyword and folder changes as label corrections.")
+    interval_seconds: float = Field(default=60.0, ge=0.2, le=86400, description="How often the folders are checked.")
+    max_messages: int = Field(default=2000, ge=10, le=1_000_000,
+                              description="Newest messages per folder checked when the server lacks CONDSTORE.")
+    use_condstore: bool = Field(default=True, description="Ask only for changes (CONDSTORE MODSEQ) when the server can.")
+    keep_text: bool = Field(default=True, description="Keep the subject and text of a corrected mail, for retraining.")
 
 
 class ApiSettings(_Section):
@@ -195,7 +214,7 @@ class ApiSettings(_Section):
     enabled: bool = Field(default=False, description="Serve the API from inside `warningshot run`.")
     host: str = Field(default="127.0.0.1", min_length=1,
                       description="Listen address; keep it local behind a TLS proxy.")
-    port: int = Field(default=8025, ge=1, le=65535)
+    port: int = Field(default=8025, ge=1, le=65535, description="Listen port.")
     admin_tokens: list[SecretStr] = Field(default_factory=list, description="Bearer tokens allowed everything.")
     viewer_tokens: list[SecretStr] = Field(default_factory=list, description="Bearer tokens allowed GET requests only.")
     protect_health: bool = Field(default=False, description="Require a token for /healthz and /readyz.")
@@ -234,7 +253,8 @@ class WillSettings(_Section):
 
     conversations: int = Field(default=10, ge=1, le=10000, description="More new conversations than this...")
     days: int = Field(default=14, ge=1, le=365, description="...within this many days make a Will candidate.")
-    keyword: str = Field(default="WarningShot/Will", pattern=r"^[^\s()\[\]{}%*\"\\]+$")
+    keyword: str = Field(default="WarningShot/Will", pattern=r"^[^\s()\[\]{}%*\"\\]+$",
+                         description="Set on mail of a Will candidate.")
     drafts: bool = Field(default=False, description="Draft the Will warning and termination (off: tag and record).")
     docs_dir: Path | None = Field(default=None, description="Markdown/HTML docs pages; the closest one is linked.")
     docs_base_url: str = Field(default="", description="URL of docs_dir; a page's link is this + its relative path.")
@@ -253,34 +273,35 @@ class PlaybookSettings(_Section):
     enabled: bool = Field(default=True, description="Track senders and draft the playbook's replies.")
     default_language: str = Field(default="en", pattern=r"^[a-z]{2,3}$", description="Replies fall back to it.")
     templates_dir: Path | None = Field(default=None, description="<dir>/<lang>/<name>.txt overrides a shipped one.")
-    company: str = ""
+    company: str = Field(default="", description="Your company's name, as the replies write it.")
     agent_name: str = Field(default="", description="Who signs the replies (the agent edits the draft anyway).")
     from_name: str = Field(default="", description="Display name of the From address; default: company.")
     refund_terms: str = Field(default="", description="A sentence or two on the refund, for termination notices.")
     docs_url: str = Field(default="", description="Docs link for the Will warning shot when no docs index is set.")
     alternatives: str = Field(default="", description="Alternatives suggested to a Will on termination (optional).")
     hosted_service: bool = Field(default=False, description="Termination notices give a data-export deadline.")
-    data_export_days: int = Field(default=30, ge=1, le=365)
+    data_export_days: int = Field(default=30, ge=1, le=365, description="Days to export data after termination.")
     localized: dict[str, dict[_PLACEHOLDER_TEXTS, str]] = Field(
         default_factory=dict, description="Per-language values of the texts above, e.g. [playbook.localized.fr]."
     )
     normalise_plus: bool = Field(default=True, description="name+tag@x and name@x are one sender.")
     normalise_gmail_dots: bool = Field(default=True, description="f.o.o@gmail.com and foo@gmail.com are one sender.")
-    gmail_domains: list[str] = Field(default_factory=lambda: ["gmail.com", "googlemail.com"])
+    gmail_domains: list[str] = Field(default_factory=lambda: ["gmail.com", "googlemail.com"],
+                                     description="Domains where dots in the local part do not count.")
     will: WillSettings = Field(default_factory=WillSettings)
 
 
 class SmtpSettings(_Section):
     """Where approved replies and counsel forwards are sent."""
 
-    host: str = "localhost"
+    host: str = Field(default="localhost", description="SMTP relay host.")
     port: int | None = Field(default=None, ge=1, le=65535, description="Default: 465 tls, 587 starttls, 25 plain.")
     security: Literal["tls", "starttls", "plain"] = Field(default="starttls", description="'plain': localhost only.")
     username: str = Field(default="", description="Empty: no AUTH.")
     password: SecretStr = Field(default=SecretStr(""), description="Or WARNINGSHOT_SMTP__PASSWORD.")
-    timeout_seconds: float = Field(default=30.0, gt=0, le=600)
-    tls_verify: bool = True
-    tls_ca_file: Path | None = None
+    timeout_seconds: float = Field(default=30.0, gt=0, le=600, description="Socket timeout of one SMTP session.")
+    tls_verify: bool = Field(default=True, description="Check the relay's certificate; off only for tests.")
+    tls_ca_file: Path | None = Field(default=None, description="CA bundle for a relay with a private certificate.")
     max_attempts: int = Field(default=3, ge=1, le=20, description="Tries per send before it is reported as failed.")
     retry_delay_seconds: float = Field(default=2.0, ge=0, le=300, description="Doubles after each failed try.")
 
@@ -307,12 +328,13 @@ class CounselSettings(_Section):
 
     folder: str = Field(default="", description="Copy the message to this folder (created when missing).")
     address: str = Field(default="", description="Forward the message as an attachment to this address over SMTP.")
-    keyword: str = Field(default="WarningShot/Counsel", pattern=r"^[^\s()\[\]{}%*\"\\]+$")
+    keyword: str = Field(default="WarningShot/Counsel", pattern=r"^[^\s()\[\]{}%*\"\\]+$",
+                         description="Set on mail routed to counsel.")
 
 
 class LoggingSettings(_Section):
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    format: Literal["text", "json"] = "text"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Lowest level logged.")
+    format: Literal["text", "json"] = Field(default="text", description="Human-readable lines or JSON lines.")
 
 
 class Settings(BaseSettings):
@@ -328,6 +350,7 @@ class Settings(BaseSettings):
     model: ModelSettings = Field(default_factory=ModelSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+    corrections: CorrectionSettings = Field(default_factory=CorrectionSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     playbook: PlaybookSettings = Field(default_factory=PlaybookSettings)
@@ -372,6 +395,7 @@ def _inject_mailbox_passwords(data: dict, environ: os._Environ[str]) -> None:
 _PATH_KEYS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("model",), "path"),
     (("model",), "base_cache"),
+    (("model",), "registry"),
     (("playbook",), "templates_dir"),
     (("playbook", "will"), "docs_dir"),
     (("smtp",), "tls_ca_file"),

@@ -15,12 +15,13 @@ from service.errors import ConfigError
 from service.local_dovecot import free_port
 from service.settings import load_settings
 
-READ_ONLY = ["/v1/thresholds", "/v1/audit", "/v1/messages", "/v1/feedback/export", "/v1/stats"]
+READ_ONLY = ["/v1/thresholds", "/v1/audit", "/v1/messages", "/v1/feedback/export", "/v1/stats", "/v1/model"]
 WRITES = [
     ("PUT", "/v1/thresholds", {"default": {"abusive": 0.8}}),
     ("POST", "/v1/thresholds/preview", {"thresholds": {}}),
     ("POST", "/v1/classify", {"text": "hello"}),
     ("POST", "/v1/messages/1/feedback", {"labels": []}),
+    ("POST", "/v1/model/reload", {}),
 ]
 
 
@@ -37,7 +38,7 @@ def v1_operations(api) -> list[tuple[str, str]]:
 
 def test_every_v1_route_refuses_a_missing_malformed_or_wrong_token(api):
     operations = v1_operations(api)
-    assert len(operations) == 16
+    assert len(operations) == 18
     bad_headers = [
         {},
         {"Authorization": "Bearer"},

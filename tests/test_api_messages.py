@@ -137,7 +137,7 @@ def test_feedback_corrects_labels_and_shows_in_the_queue(queue):
     assert item["labels"] == []  # what the model said stays on record
     audit = api.viewer.get("/v1/audit", params={"action": "feedback.labels"}).json()["items"]
     assert [a["new"]["labels"] for a in audit] == [["extortion", "legal_threat"], ["extortion"]]
-    assert audit[0]["old"] == {"labels": ["extortion"], "note": "subtle threat"}
+    assert audit[0]["old"] == {"labels": ["extortion"], "note": "subtle threat", "source": "api"}
     assert audit[0]["target"] == f"message:{ids['clean_en']}"
 
 

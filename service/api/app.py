@@ -17,6 +17,7 @@ from service.api.limits import BodySizeLimit
 from service.api.live_thresholds import LiveThresholds
 from service.api.repository import NotFound, VersionConflict
 from service.api.routes import audit, classify, drafts, feedback, health, messages, senders, stats
+from service.api.routes import model as model_routes
 from service.api.routes import thresholds as threshold_routes
 from service.api.score_index import ScoreIndex
 from service.errors import StoreError
@@ -93,7 +94,7 @@ def create_app(
             allow_headers=["Authorization", "Content-Type"],
         )
     _add_error_handlers(app)
-    for module in (threshold_routes, audit, messages, feedback, drafts, senders, classify, stats, health):
+    for module in (threshold_routes, audit, messages, feedback, drafts, senders, classify, model_routes, stats, health):
         app.include_router(module.router)
     return app
 

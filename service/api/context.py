@@ -47,6 +47,11 @@ class ModelHandle:
             raise ModelNotReady(self.error or "the model is still loading")
         return self._classifier
 
+    def replace(self, classifier: Classifier) -> None:
+        """Swap in a reloaded model; callers hold ``lock`` so no call sees half a swap."""
+        self._classifier = classifier
+        self.error = None
+
     def load_in_background(self, loader: Callable[[], Classifier]) -> threading.Thread:
         def load() -> None:
             try:
@@ -90,6 +95,10 @@ class DaemonState(Protocol):
 
     @property
     def watchers(self) -> Sequence[WatcherState]: ...
+
+    def reload_model(self) -> str:
+        """Load the active model and swap it in; its version. Raises when loading fails."""
+        ...
 
 
 @dataclass

@@ -281,24 +281,31 @@ def summaries(store: Store, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
 
 
 def save_feedback(
-    store: Store, record_id: int, labels: Sequence[str], *, note: str | None, actor: str
+    store: Store, record_id: int, labels: Sequence[str], *, note: str | None, actor: str, source: str = "api",
+    subject: str | None = None, text: str | None = None,
 ) -> dict[str, Any]:
+    """Store a correction of a message's labels (the API's and the mail client's alike).
+
+    ``subject`` and ``text`` keep the mail for retraining; without them the
+    stored body is used when ``store.store_bodies`` kept one.
+    """
     labels = sorted(set(labels))
     with store.session() as s:
         rec = s.get(MessageRecord, record_id)
         if rec is None:
             raise NotFound(f"no message {record_id}")
         row = s.scalars(select(Feedback).where(Feedback.message_id == record_id)).first()
-        old = None if row is None else {"labels": row.labels, "note": row.note}
+        old = None if row is None else {"labels": row.labels, "note": row.note, "source": row.source}
         now = datetime.now(UTC)
         if row is None:
-            row = Feedback(message_id=record_id, created_at=now, model_labels=rec.labels, labels=labels,
-                           note=note, actor=actor, updated_at=now)
+            row = Feedback(message_id=record_id, created_at=now, model_labels=rec.labels)
             s.add(row)
-        else:
-            row.labels, row.note, row.actor, row.updated_at = labels, note, actor, now
+        row.labels, row.note, row.actor, row.source, row.updated_at = labels, note, actor, source, now
+        if text is not None or rec.body is not None:
+            row.subject = subject if text is not None else rec.subject
+            row.text = text if text is not None else rec.body
         audit(s, actor=actor, action="feedback.labels", target=f"message:{record_id}",
-              old=old, new={"labels": labels, "note": note})
+              old=old, new={"labels": labels, "note": note, "source": source})
         s.flush()
         return _feedback_dict(row)
 
@@ -310,6 +317,7 @@ def _feedback_dict(row: Feedback) -> dict[str, Any]:
         "model_labels": row.model_labels,
         "note": row.note,
         "actor": row.actor,
+        "source": row.source,
         "created_at": as_utc(row.created_at),
         "updated_at": as_utc(row.updated_at),
     }
@@ -336,8 +344,8 @@ def feedback_export(store: Store, since: datetime | None) -> list[dict[str, Any]
                 # Every corrected mail is its own scenario: no two are paraphrases.
                 "scenario": f"ws-s{rec.id}",
                 "product": "",
-                "subject": rec.subject or "",
-                "body": rec.body or "",
+                "subject": fb.subject or rec.subject or "",
+                "body": fb.text or rec.body or "",
                 "labels": labels,
                 # What the model flagged and a human cleared is a hard negative by definition.
                 "hard_negative": not labels and bool(model_labels),

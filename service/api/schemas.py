@@ -164,7 +164,7 @@ class MessageOut(BaseModel):
     error: str | None
     received_at: datetime
     updated_at: datetime
-    feedback_labels: list[str] | None = Field(description="Labels as corrected by an admin, if any.")
+    feedback_labels: list[str] | None = Field(description="Labels as corrected by an admin or an agent, if any.")
 
 
 class MessageDetail(MessageOut):
@@ -187,6 +187,7 @@ class FeedbackOut(BaseModel):
     model_labels: list[str] | None
     note: str | None
     actor: str
+    source: str = Field(description='"api" (an admin) or "imap" (an agent changed a keyword or folder).')
     created_at: datetime
     updated_at: datetime
 
@@ -373,3 +374,13 @@ class SenderOut(BaseModel):
     messages: list[SenderMessageOut]
     events: list[SenderEventOut]
     drafts: list[DraftSummary]
+
+
+# -- the model -----------------------------------------------------------------------
+
+
+class ModelOut(BaseModel):
+    loaded: bool = Field(description="False while `warningshot api` is still loading the model.")
+    version: str | None = Field(description="The registry version (or 'shipped'), else the classifier's name.")
+    labels: list[str]
+    error: str | None = Field(default=None, description="Why the model is not loaded, if it is not.")

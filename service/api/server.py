@@ -110,9 +110,7 @@ class ApiServer:
 def daemon_server(daemon: Daemon) -> ApiServer:
     """The API of a running daemon: its store, model, metrics, watchers and live thresholds."""
     settings = daemon.settings
-    # The pipeline's lock: one model call at a time, on-demand classification included.
-    model = ModelHandle(daemon.classifier, lock=daemon.pipeline.model_lock)
-    app = create_app(settings, daemon.store, model, daemon, metrics=daemon.metrics, thresholds=daemon.thresholds,
+    app = create_app(settings, daemon.store, daemon.model, daemon, metrics=daemon.metrics, thresholds=daemon.thresholds,
                      playbook=daemon.playbook)
     return ApiServer(app, settings.api.host, settings.api.port)
 

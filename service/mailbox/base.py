@@ -65,3 +65,47 @@ class FolderSession(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FlagSighting:
+    """One message's flags as the correction sync saw them; ``header`` only when asked for."""
+
+    uid: int
+    flags: frozenset[str]
+    header: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FolderChanges:
+    """What changed in a folder since the last look.
+
+    ``highest_modseq`` is None when the server has no CONDSTORE; then
+    ``sightings`` holds the newest messages, not only the changed ones.
+    """
+
+    folder: str
+    uidvalidity: int
+    highest_modseq: int | None
+    sightings: tuple[FlagSighting, ...]
+
+
+class FlagReader(Protocol):
+    """One connection that reads flag changes across folders and fixes keywords (corrections)."""
+
+    mailbox: str
+
+    def changes(self, folder: str, uidvalidity: int | None, modseq: int | None, limit: int) -> FolderChanges | None:
+        """Changes since ``modseq`` (when ``uidvalidity`` still holds), else the newest ``limit``
+        messages; None when the folder does not exist."""
+        ...
+
+    def headers(self, folder: str, uids: Sequence[int]) -> dict[int, bytes]:
+        """The header section of each message, fetched without setting \\Seen."""
+        ...
+
+    def fetch(self, folder: str, uid: int) -> bytes | None: ...
+
+    def set_keywords(self, folder: str, uid: int, add: Sequence[str], remove: Sequence[str]) -> None: ...
+
+    def close(self) -> None: ...

@@ -66,6 +66,11 @@ class Feedback(Base):
     model_labels: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
     actor: Mapped[str] = mapped_column(String(64))
+    # "api" (an admin) or "imap" (an agent's keyword or folder change, revision 0004).
+    source: Mapped[str] = mapped_column(String(16), default="api", server_default="api")
+    # The corrected mail's subject and model text, kept for retraining (corrections.keep_text).
+    subject: Mapped[str | None] = mapped_column(Text, nullable=True)
+    text: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 

@@ -24,6 +24,9 @@ class MarkerClassifier:
     labels = LABELS
     thresholds = Thresholds({label: 0.5 for label in LABELS})
 
+    def __init__(self, version: str = "") -> None:
+        self.version = version
+
     def predict(self, texts: Sequence[str]) -> list[dict[str, float]]:
         # WS_TEST_DELAY slows the model down so a test can kill the daemon mid-batch.
         time.sleep(float(os.environ.get("WS_TEST_DELAY", "0")) * len(texts))
@@ -37,4 +40,9 @@ class MarkerClassifier:
 
 
 def build(_settings: object) -> MarkerClassifier:
-    return MarkerClassifier()
+    # WS_TEST_MODEL_FILE names the "model version" a reload picks up; "broken" fails to load.
+    path = os.environ.get("WS_TEST_MODEL_FILE")
+    version = open(path, encoding="utf-8").read().strip() if path else ""  # noqa: SIM115
+    if version == "broken":
+        raise RuntimeError("the model files are broken")
+    return MarkerClassifier(version)

@@ -38,7 +38,8 @@ def export_feedback(
     since: Annotated[UtcDatetime | None, Query(description="Only corrections made at or after this time.")] = None,
 ) -> StreamingResponse:
     """The in-domain format of classifiers/data/WRITING_GUIDE.md: id, lang, variety, scenario,
-    product, subject, body (empty unless store.store_bodies is on), labels, hard_negative,
+    product, subject, body (the corrected mail's text when corrections.keep_text or store.store_bodies kept it,
+    else empty), labels, hard_negative,
     plus model_labels (what the model said)."""
     rows = repository.feedback_export(store, since)
 

@@ -2,7 +2,10 @@
 
 from alembic import context
 
-import service.store.playbook_tables  # noqa: F401 - registers the playbook's tables on Base
+# Imported for their tables on Base (the schema itself comes from the revisions).
+import service.store.api_tables  # noqa: F401
+import service.store.correction_tables  # noqa: F401
+import service.store.playbook_tables  # noqa: F401
 from service.store.tables import Base
 
 connection = context.config.attributes["connection"]
