@@ -183,6 +183,22 @@ def demo(ctx: click.Context, keep_running: bool) -> None:
         raise click.ClickException(str(exc)) from exc
 
 
+@main.command("config-reference")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the Markdown here (default: stdout).")
+def config_reference(output: Path | None) -> None:
+    """Print the configuration reference (every key, type, default, env
+    variable), generated from the settings model; docs/configuration.md is
+    its output: `warningshot config-reference -o docs/configuration.md`."""
+    from service.config_reference import render
+
+    text = render()
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+
+
 for command in CLASSIFIER_COMMANDS:
     main.add_command(command)
 

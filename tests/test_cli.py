@@ -22,7 +22,8 @@ def cli(*args: str, env: dict[str, str] | None = None, stdin: str | None = None)
     )
 
 
-@pytest.mark.parametrize("command", ["", "run", "scan", "check-config", "demo", "train", "evaluate", "classify", "build-base"])
+@pytest.mark.parametrize("command", ["", "run", "scan", "check-config", "demo", "train", "evaluate", "classify",
+                                     "build-base", "model", "retrain", "config-reference"])
 def test_every_command_explains_itself_with_help(command):
     result = cli(*([command] if command else []), "--help")
     assert result.returncode == 0
