@@ -1,8 +1,9 @@
-"""Classifier speed on this machine: fp32 vs dynamic int8, side by side.
+"""Classifier speed on this machine: fp32, bf16 and dynamic int8, side by side.
 
 Measures, for each precision in its own subprocess (so peak RSS is its own):
 model load time (base already cached), emails/s at ~100 and ~400 tokens,
-single-email latency (p50 / p95) and peak RSS.
+single-email latency (p50 / p95) and peak RSS. bf16 is only fast on CPUs that
+compute it natively (AMX, AVX512-BF16); the header says whether this one does.
 
     .venv/bin/python bench/classify.py [--model DIR] [--threads 2] [--emails DIR]
 """
@@ -58,7 +59,7 @@ def measure(mode: str, model_dir: str | None, threads: int, email_dir: Path) -> 
 
     torch.set_num_threads(threads)
     started = time.perf_counter()
-    model = WarningShotModel.load(model_dir, quantize=(mode == "int8"), threads=threads)
+    model = WarningShotModel.load(model_dir, precision=mode, threads=threads)
     result: dict = {"mode": mode, "threads": threads, "load_s": time.perf_counter() - started}
     model.predict(["warm-up text"])
     for target, count in ((100, 96), (400, 32)):
@@ -87,13 +88,15 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="model directory (default: models/warningshot)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--emails", type=Path, default=ROOT / "classifiers" / "data" / "emails")
-    parser.add_argument("--mode", choices=["fp32", "int8"], help=argparse.SUPPRESS)
+    parser.add_argument("--modes", default="fp32,bf16,int8", help="precisions to compare (default: all three)")
+    parser.add_argument("--mode", choices=["fp32", "bf16", "int8"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.mode:
         print(json.dumps(measure(args.mode, args.model, args.threads, args.emails)))
         return
     rows = []
-    for mode in ("fp32", "int8"):
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    for mode in modes:
         cmd = [sys.executable, __file__, "--mode", mode, "--threads", str(args.threads), "--emails", str(args.emails)]
         if args.model:
             cmd += ["--model", args.model]
@@ -109,10 +112,14 @@ def main() -> None:
         ("single email p95 (ms)", "latency_p95_ms", "{:.0f}"),
         ("peak RSS (MB)", "peak_rss_mb", "{:.0f}"),
     ]
-    print(f"threads={args.threads}")
-    print(f"{'':30}{'fp32':>10}{'int8':>10}")
+    from classifiers.model import native_bf16
+
+    print(f"threads={args.threads} native_bf16={native_bf16()}")
+    print(f"{'':30}" + "".join(f"{mode:>10}" for mode in modes))
     for title, key, fmt in fields:
         print(f"{title:30}" + "".join(f"{fmt.format(r[key]):>10}" for r in rows))
+    base = rows[0]["emails_per_s_100"]
+    print(f"{'speed-up @ ~100 tokens':30}" + "".join(f"{r['emails_per_s_100'] / base:>9.2f}x" for r in rows))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,28 @@ def _model_dir(value: str | None) -> Path:
     return Path(value) if value else default_model_dir()
 
 
+def _precision_options(command: Any) -> Any:
+    command = click.option(
+        "--quantize/--no-quantize", default=None, hidden=True,
+        help="older spelling of --precision int8 / --precision fp32")(command)
+    return click.option(
+        "--precision", type=click.Choice(["auto", "fp32", "bf16", "int8"]), default="auto", show_default=True,
+        help="auto: bf16 where the CPU has it natively (AMX, AVX512-BF16), else fp32; "
+             "int8: faster on other CPUs, but scores depend on the batch")(command)
+
+
+def _precision(precision: str, quantize: bool | None) -> str:
+    if quantize is not None:
+        return "int8" if quantize else "fp32"
+    return precision
+
+
+def _resolved(precision: str) -> str:
+    from classifiers.model import resolve_precision
+
+    return resolve_precision(precision)
+
+
 @click.command("build-base")
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False), default=None,
               help="cache directory (default: $WARNINGSHOT_CACHE or ~/.cache/warningshot)")
@@ -82,12 +104,11 @@ def train_command(data: tuple[str, ...], out: str, public_data: str | None, no_p
               help="public corpora whose 10% dev split is scored (default: ../shared/data/train)")
 @click.option("--no-public", is_flag=True, help="skip the public dev split")
 @click.option("--model", "model_dir", type=click.Path(), default=None, help=_MODEL_HELP)
-@click.option("--quantize/--no-quantize", default=None,
-              help="int8 (faster; scores depend on the batch) or fp32 (default)")
+@_precision_options
 @click.option("--threads", type=int, default=None, help="torch CPU threads")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="write every number here")
 def evaluate_command(data: tuple[str, ...], split: str, public_data: str | None, no_public: bool,
-                     model_dir: str | None, quantize: bool | None, threads: int | None,
+                     model_dir: str | None, precision: str, quantize: bool | None, threads: int | None,
                      json_out: str | None) -> None:
     """Precision / recall / F1 / PR-AUC per label and language, hard-negative FPR, ECE."""
     from classifiers import dataset
@@ -95,7 +116,8 @@ def evaluate_command(data: tuple[str, ...], split: str, public_data: str | None,
     from classifiers.model import WarningShotModel
 
     try:
-        model = WarningShotModel.load(_model_dir(model_dir), quantize=quantize, threads=threads)
+        model = WarningShotModel.load(_model_dir(model_dir), precision=_precision(precision, quantize),
+                                      threads=threads)
         emails = dataset.load_emails([Path(p) for p in data] or [dataset.DEFAULT_EMAIL_DIR], splits=(split,))
         public = [] if no_public else dataset.load_public(public_data or dataset.DEFAULT_PUBLIC_DIR,
                                                           splits=("dev",))
@@ -103,7 +125,8 @@ def evaluate_command(data: tuple[str, ...], split: str, public_data: str | None,
         raise click.ClickException(str(exc)) from exc
     result = evaluate(model, emails, public)
     result["split"] = split
-    result["quantized"] = model.quantized
+    result["precision"] = model.encoder_dtype
+    result["quantized"] = model.quantized  # kept for scripts written before precision existed
     click.echo(format_report(result, model.labels))
     if json_out:
         Path(json_out).write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -115,14 +138,17 @@ def evaluate_command(data: tuple[str, ...], split: str, public_data: str | None,
 @click.option("--output", "output_file", type=click.File("w", encoding="utf-8"), default="-",
               help="JSON Lines of results (default: stdout)")
 @click.option("--model", "model_dir", type=click.Path(), default=None, help=_MODEL_HELP)
+@_precision_options
 @click.option("--threads", type=int, default=None, help="torch CPU threads")
-def classify_command(input_file, output_file, model_dir: str | None, threads: int | None) -> None:  # type: ignore[no-untyped-def]
+def classify_command(input_file, output_file, model_dir: str | None, precision: str, quantize: bool | None,  # type: ignore[no-untyped-def]
+                     threads: int | None) -> None:
     """Score mail from JSON Lines; bad lines are reported on stderr and the exit code is 1."""
     from classifiers.classify import run
     from classifiers.model import WarningShotModel
 
     try:
-        model = WarningShotModel.load(_model_dir(model_dir), threads=threads)
+        model = WarningShotModel.load(_model_dir(model_dir), precision=_precision(precision, quantize),
+                                      threads=threads)
     except WarningShotError as exc:
         raise click.ClickException(str(exc)) from exc
     bad = run(model, input_file, output_file, sys.stderr)
@@ -169,7 +195,7 @@ def _version_rows(settings: Any) -> tuple[list[dict[str, Any]], list[str]]:
     except WarningShotError as exc:
         click.echo(f"warning: {exc}", err=True)
         active = None
-    ctx = EvalContext.create(load_test_split(), settings.model.quantize)
+    ctx = EvalContext.create(load_test_split(), settings.model.requested_precision)
     rows: list[dict[str, Any]] = []
     for version in registry.versions():
         test = version_summary(registry, version, ctx)
@@ -224,7 +250,7 @@ def model_list(ctx: click.Context, as_json: bool) -> None:
                    f"{_f3(test.get('macro_f1')):>8}  {_f3(test.get('hard_negative_fpr')):>6}{cells}  "
                    f"{_short(row['note'])}")
     if langs:
-        click.echo(f"(test split, {'int8' if settings.model.quantize else 'fp32'}; per-language macro-F1 for "
+        click.echo(f"(test split, {_resolved(settings.model.requested_precision)}; per-language macro-F1 for "
                    f"languages with at least 40 test emails; `--json` has all)")
 
 
@@ -263,7 +289,7 @@ def model_use(ctx: click.Context, version: str, force: bool) -> None:
             return
         click.echo(f"checking that {target.name} loads ({target.path}) ...")
         try:
-            validate_version(target, base_cache=settings.model.base_cache, quantize=settings.model.quantize,
+            validate_version(target, base_cache=settings.model.base_cache, precision=settings.model.requested_precision,
                              threads=settings.model.threads or None)
         except WarningShotError as exc:
             raise click.ClickException(f"{exc}\nthe active model is unchanged ({current or 'unreadable ACTIVE'})"

@@ -296,12 +296,12 @@ def active_model_dir(settings: Any) -> tuple[str, Path]:
     return Registry.from_settings(settings).active_dir()
 
 
-def validate_version(version: Version, *, base_cache: Path | str | None = None, quantize: bool = False,
+def validate_version(version: Version, *, base_cache: Path | str | None = None, precision: str = "fp32",
                      threads: int | None = None) -> None:
     """Load the version the way the daemon would, so a switch never points at a model that fails to load."""
     from classifiers.model import WarningShotModel  # torch loads only here
 
     try:
-        WarningShotModel.load(version.path, base_cache=base_cache, quantize=quantize, threads=threads)
+        WarningShotModel.load(version.path, base_cache=base_cache, precision=precision, threads=threads)
     except ModelError as exc:
         raise type(exc)(f"model version {version.name} does not load: {exc}") from exc

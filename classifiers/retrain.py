@@ -149,19 +149,17 @@ class EvalContext:
     """How versions are scored: the test split, and the settings the daemon would load them with."""
 
     test: tuple[Example, ...]
-    quantize: bool = False
+    precision: str = "fp32"  # resolved: fp32, bf16 or int8, never auto
     base_cache: Path | None = None
     threads: int | None = None
     fingerprint: str = field(default="", compare=False)
 
     @classmethod
-    def create(cls, test: Sequence[Example], quantize: bool = False, base_cache: Path | None = None,
+    def create(cls, test: Sequence[Example], precision: str = "fp32", base_cache: Path | None = None,
                threads: int | None = None) -> EvalContext:
-        return cls(tuple(test), quantize, base_cache, threads or None, split_fingerprint(test))
+        from classifiers.model import resolve_precision
 
-    @property
-    def precision(self) -> str:
-        return "int8" if self.quantize else "fp32"
+        return cls(tuple(test), resolve_precision(precision), base_cache, threads or None, split_fingerprint(test))
 
 
 def summary(in_domain: Mapping[str, Any]) -> dict[str, Any]:
@@ -190,7 +188,9 @@ def _published_evaluation(version: Version, ctx: EvalContext) -> tuple[dict[str,
 
     path = version.path.parent / "eval" / f"test-{ctx.precision}.json"
     data = read_json(path)
-    if not data or data.get("split") != "test" or bool(data.get("quantized")) != ctx.quantize:
+    # evaluate's JSON says "precision"; files written before it only "quantized"
+    precision = data.get("precision") or ("int8" if data.get("quantized") else "fp32") if data else None
+    if not data or data.get("split") != "test" or precision != ctx.precision:
         return None
     if data.get("thresholds") != read_json(version.path / THRESHOLDS_FILE):
         return None  # written for another model
@@ -227,7 +227,7 @@ def evaluate_version(registry: Registry, version: Version, ctx: EvalContext, ech
     echo(f"  {version.name}: scoring {len(ctx.test)} test emails ({ctx.precision}; about a minute on 2 CPU cores)")
     started = time.time()
     try:
-        model = WarningShotModel.load(version.path, base_cache=ctx.base_cache, quantize=ctx.quantize,
+        model = WarningShotModel.load(version.path, base_cache=ctx.base_cache, precision=ctx.precision,
                                       threads=ctx.threads)
     except ModelError as exc:
         raise type(exc)(f"model version {version.name} cannot be evaluated: {exc}") from exc
@@ -347,7 +347,8 @@ def retrain(settings: Any, options: RetrainOptions, echo: Echo = _quiet) -> Outc
         test = load_test_split()
         if not test:
             raise ModelError(f"no test emails in {dataset.DEFAULT_EMAIL_DIR}; the gate has nothing to judge on")
-        ctx = EvalContext.create(test, settings.model.quantize, settings.model.base_cache, settings.model.threads)
+        ctx = EvalContext.create(test, settings.model.requested_precision, settings.model.base_cache,
+                                 settings.model.threads)
         echo(f"registry {registry.root}; active model {registry.active_name()}")
         corrections = load_corrections(settings.store.url, test)
         echo(f"corrections in the store: {corrections.total}, used {len(corrections.examples)}"

@@ -344,12 +344,12 @@ def int8_check(path: Path, dev: Sequence[Example], max_drop: float,
     moves a label's F1 by ~0.006, so a per-label 0.01 bar would be decided by noise.
     The per-label numbers are recorded next to it.
     """
-    fp32_model = WarningShotModel.load(path, base_cache, quantize=False)
+    fp32_model = WarningShotModel.load(path, base_cache, precision="fp32")
     texts = [ex.text for ex in dev]
     if fp32_scores is None:
         fp32_scores = fp32_model.predict(texts)
     thresholds = fp32_model.thresholds
-    quantized = WarningShotModel.load(path, base_cache, quantize=True)
+    quantized = WarningShotModel.load(path, base_cache, precision="int8")
     fp32 = dev_f1(fp32_model.labels, dev, fp32_scores, thresholds)
     int8 = dev_f1(fp32_model.labels, dev, quantized.predict(texts), thresholds)
     drop = fp32["macro"] - int8["macro"]

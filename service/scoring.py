@@ -48,7 +48,7 @@ def load_active(settings: ModelSettings) -> ActiveClassifier:
         model = WarningShotModel.load(
             path,
             base_cache=settings.base_cache,
-            quantize=settings.quantize,
+            precision=settings.requested_precision,
             threads=settings.threads or None,
         )
     except ModelError as exc:

@@ -63,6 +63,23 @@ def test_check_config_names_a_missing_or_unparsable_file(tmp_path):
     assert result.returncode == 2 and "not valid TOML" in result.stderr
 
 
+def test_precision_is_checked_and_the_older_quantize_key_still_means_int8(tmp_path):
+    from service.errors import ConfigError
+    from service.settings import load_settings
+
+    config = tmp_path / "c.toml"
+    config.write_text('[model]\nquantize = true\nprecision = "bf16"\n')
+    with pytest.raises(ConfigError, match="contradicts precision"):
+        load_settings(config)
+    config.write_text('[model]\nprecision = "fp16"\n')
+    with pytest.raises(ConfigError, match="model.precision"):
+        load_settings(config)
+    config.write_text("[model]\nquantize = true\n")
+    assert load_settings(config).model.requested_precision == "int8"
+    config.write_text("")
+    assert load_settings(config).model.requested_precision == "auto"
+
+
 def test_example_config_is_valid():
     result = cli("-c", str(REPO / "config" / "warningshot.example.toml"), "check-config",
                  env={"WARNINGSHOT_MAILBOX_SUPPORT_PASSWORD": "a-real-secret"})

@@ -66,7 +66,7 @@ def _matrix(scores: list[dict[str, float]]) -> np.ndarray:
 
 def test_round_trip_gives_the_same_scores(tiny_model: WarningShotModel, saved: Path) -> None:
     before = _matrix(tiny_model.predict(TEXTS))
-    loaded = WarningShotModel.load(saved, quantize=False)
+    loaded = WarningShotModel.load(saved, precision="fp32")
     np.testing.assert_allclose(_matrix(loaded.predict(TEXTS)), before, atol=1e-5)
     assert loaded.thresholds == tiny_model.thresholds
     assert isinstance(loaded, Classifier)
@@ -74,8 +74,31 @@ def test_round_trip_gives_the_same_scores(tiny_model: WarningShotModel, saved: P
 
 def test_int8_scores_stay_close(tiny_model: WarningShotModel, saved: Path) -> None:
     before = _matrix(tiny_model.predict(TEXTS))
-    quantized = WarningShotModel.load(saved, quantize=True)
+    quantized = WarningShotModel.load(saved, precision="int8")
     assert np.abs(_matrix(quantized.predict(TEXTS)) - before).max() < 0.05
+
+
+def test_bf16_scores_stay_close_and_barely_depend_on_the_batch(tiny_model: WarningShotModel, saved: Path) -> None:
+    before = _matrix(tiny_model.predict(TEXTS))
+    half = WarningShotModel.load(saved, precision="bf16")
+    assert half.precision == half.encoder_dtype == "bf16"
+    batched = _matrix(half.predict(TEXTS))
+    assert np.abs(batched - before).max() < 0.05
+    # int8's flaw was one activation scale per batch; bf16 rounds each value on its own
+    alone = _matrix([half.predict([text])[0] for text in TEXTS])
+    assert np.abs(alone - batched).max() < 0.02
+
+
+def test_auto_precision_is_bf16_only_where_the_cpu_has_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import classifiers.model as model_module
+
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"amx_bf16": False, "avx512_bf16": False})
+    assert model_module.resolve_precision("auto") == "fp32"
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"amx_bf16": True})
+    assert model_module.resolve_precision("auto") == model_module.resolve_precision(None) == "bf16"
+    assert model_module.resolve_precision("int8") == "int8"
+    with pytest.raises(ValueError, match="precision"):
+        model_module.resolve_precision("fp16")
 
 
 def test_saves_only_what_fine_tuning_adds(saved: Path) -> None:
