@@ -45,10 +45,15 @@ def binary_report(truth: Sequence[float], scores: Sequence[float], threshold: fl
 
 
 def choose_threshold(truth: Sequence[float], scores: Sequence[float], min_precision: float = 0.90) -> float:
-    """The lowest threshold reaching ``min_precision`` (most recall at that precision), else the F1-best.
+    """The F1-best threshold among those reaching ``min_precision``, else the F1-best of all.
 
-    The threshold is placed halfway between the chosen dev score and the next
-    lower one, so it does not sit exactly on a dev example's score.
+    Not simply the lowest threshold reaching the precision: precision is
+    jagged at low scores, and the lowest cut that touches 0.90 sat in that
+    noisy tail (legal_threat 0.117 for the first model), which let through
+    hard negatives that a slightly higher cut stops at no cost in recall on
+    dev. Ties in F1 go to the lower threshold (more recall). The threshold is
+    placed halfway between the chosen dev score and the next lower one, so it
+    does not sit exactly on a dev example's score.
     """
     y = np.asarray(truth, dtype=bool)
     s = np.asarray(scores, dtype=float)
@@ -64,7 +69,10 @@ def choose_threshold(truth: Sequence[float], scores: Sequence[float], min_precis
     recall = tp / y.sum()
     f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
     ok = np.flatnonzero(last_of_tie & (precision >= min_precision))
-    idx = int(ok.max()) if ok.size else int(np.flatnonzero(last_of_tie)[np.argmax(f1[last_of_tie])])
+    if not ok.size:
+        ok = np.flatnonzero(last_of_tie)
+    best = f1[ok].max()
+    idx = int(ok[f1[ok] >= best - 1e-12].max())  # the lowest threshold with that F1
     lower = s_sorted[idx + 1] if idx + 1 < len(s_sorted) else max(s_sorted[idx] - 0.05, 0.0)
     return float((s_sorted[idx] + lower) / 2)
 

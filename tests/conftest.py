@@ -342,7 +342,7 @@ def shipped_model_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def shipped_model():
-    """The shipped model, loaded once for every test that needs it."""
+    """The shipped model as the daemon loads it by default (precision auto), once for every test that needs it."""
     from classifiers.model import WarningShotModel
 
-    return WarningShotModel.load(shipped_model_dir())
+    return WarningShotModel.load(shipped_model_dir(), precision="auto")
