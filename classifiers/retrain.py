@@ -224,7 +224,8 @@ def evaluate_version(registry: Registry, version: Version, ctx: EvalContext, ech
     from classifiers.evaluate import evaluate
     from classifiers.model import WarningShotModel
 
-    echo(f"  {version.name}: scoring {len(ctx.test)} test emails ({ctx.precision}; 10 s in bf16 to 1 min in fp32 on 2 CPU cores)")
+    echo(f"  {version.name}: scoring {len(ctx.test)} test emails "
+         f"({ctx.precision}; 10 s in bf16 to 1 min in fp32 on 2 CPU cores)")
     started = time.time()
     try:
         model = WarningShotModel.load(version.path, base_cache=ctx.base_cache, precision=ctx.precision,
