@@ -125,7 +125,7 @@ def evaluate_command(data: tuple[str, ...], split: str, public_data: str | None,
         raise click.ClickException(str(exc)) from exc
     result = evaluate(model, emails, public)
     result["split"] = split
-    result["precision"] = model.encoder_dtype
+    result["precision"] = model.precision
     result["quantized"] = model.quantized  # kept for scripts written before precision existed
     click.echo(format_report(result, model.labels))
     if json_out:

@@ -187,8 +187,6 @@ class WarningShotModel:
         self.batch_tokens = batch_tokens
         # The registry version it was loaded as ("shipped", "v2-..."); set by service.scoring.
         self.version = ""
-        # What the encoder computes in (see load); the head always runs in fp32.
-        self.precision = "fp32"
         self._prefix_ids = tokenizer.encode(config.prefix.strip(), add_special_tokens=False).ids
         self._pad_id = tokenizer.token_to_id("<pad>")
         self._bos_id = tokenizer.token_to_id("<s>")
@@ -217,8 +215,8 @@ class WarningShotModel:
         return any(isinstance(m, DynamicQuantizedLinear) for m in self.encoder.modules())
 
     @property
-    def encoder_dtype(self) -> str:
-        """The dtype the encoder's weights really are in ("int8" when quantised): what ran, not what was asked."""
+    def precision(self) -> str:
+        """What the encoder computes in, read from its weights (see load); the head always runs in fp32."""
         if self.quantized:
             return "int8"
         return "bf16" if next(self.bert.parameters()).dtype == torch.bfloat16 else "fp32"
@@ -435,9 +433,7 @@ class WarningShotModel:
         missing = [label for label in config.labels if label not in thresholds.default]
         if missing:
             raise ModelFilesError(f"{path / THRESHOLDS_FILE} has no default threshold for {missing}")
-        model = cls(merged, tokenizer, head, config, thresholds, files[TRAINING_FILE])
-        model.precision = precision
-        return model
+        return cls(merged, tokenizer, head, config, thresholds, files[TRAINING_FILE])
 
 
 def _write_json(path: Path, data: Any) -> None:

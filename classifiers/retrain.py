@@ -188,9 +188,10 @@ def _published_evaluation(version: Version, ctx: EvalContext) -> tuple[dict[str,
 
     path = version.path.parent / "eval" / f"test-{ctx.precision}.json"
     data = read_json(path)
+    if not data or data.get("split") != "test":
+        return None
     # evaluate's JSON says "precision"; files written before it only "quantized"
-    precision = data.get("precision") or ("int8" if data.get("quantized") else "fp32") if data else None
-    if not data or data.get("split") != "test" or precision != ctx.precision:
+    if (data.get("precision") or ("int8" if data.get("quantized") else "fp32")) != ctx.precision:
         return None
     if data.get("thresholds") != read_json(version.path / THRESHOLDS_FILE):
         return None  # written for another model
