@@ -2,7 +2,9 @@
 
 Measures, for each precision in its own subprocess (so peak RSS is its own):
 model load time (base already cached), emails/s at ~100 and ~400 tokens,
-single-email latency (p50 / p95) and peak RSS. bf16 is only fast on CPUs that
+single-email latency (p50 / p95) and peak RSS; and how far scores move: the
+largest difference of a score from fp32's, and between a text scored alone
+and the same text scored in a batch of 96 (int8's flaw). bf16 is only fast on CPUs that
 compute it natively (AMX, AVX512-BF16); the header says whether this one does.
 
     .venv/bin/python bench/classify.py [--model DIR] [--threads 2] [--emails DIR]
@@ -62,20 +64,25 @@ def measure(mode: str, model_dir: str | None, threads: int, email_dir: Path) -> 
     model = WarningShotModel.load(model_dir, precision=mode, threads=threads)
     result: dict = {"mode": mode, "threads": threads, "load_s": time.perf_counter() - started}
     model.predict(["warm-up text"])
+    batched: dict[int, list[dict[str, float]]] = {}
     for target, count in ((100, 96), (400, 32)):
         texts = sample_texts(email_dir, model.tokenizer, target, count)
         tokens = sum(len(model.tokenizer.encode(t).ids) for t in texts) / len(texts)
         started = time.perf_counter()
-        model.predict(texts)
+        batched[target] = model.predict(texts)
         elapsed = time.perf_counter() - started
         result[f"emails_per_s_{target}"] = len(texts) / elapsed
         result[f"mean_tokens_{target}"] = tokens
+    # the same texts as the first 40 of the ~100-token batch (sample_texts is deterministic)
     singles = sample_texts(email_dir, model.tokenizer, 100, 40)
     latencies = []
+    alone = []
     for text in singles:
         started = time.perf_counter()
-        model.predict([text])
+        alone += model.predict([text])
         latencies.append(time.perf_counter() - started)
+    result["scores_100"] = batched[100]
+    result["batch_dependence"] = max(abs(a[k] - b[k]) for a, b in zip(alone, batched[100], strict=False) for k in a)
     latencies.sort()
     result["latency_p50_ms"] = 1000 * statistics.median(latencies)
     result["latency_p95_ms"] = 1000 * latencies[int(0.95 * (len(latencies) - 1))]
@@ -120,6 +127,11 @@ def main() -> None:
         print(f"{title:30}" + "".join(f"{fmt.format(r[key]):>10}" for r in rows))
     base = rows[0]["emails_per_s_100"]
     print(f"{'speed-up @ ~100 tokens':30}" + "".join(f"{r['emails_per_s_100'] / base:>9.2f}x" for r in rows))
+    print(f"{'max |score alone - batched|':30}" + "".join(f"{r['batch_dependence']:>10.4f}" for r in rows))
+    def drift(row: dict) -> float:
+        return max(abs(a[k] - b[k]) for a, b in zip(row["scores_100"], rows[0]["scores_100"], strict=True) for k in a)
+
+    print(f"{'max |score - ' + modes[0] + '|':30}" + "".join(f"{drift(r):>10.4f}" for r in rows))
 
 
 if __name__ == "__main__":
