@@ -7,7 +7,6 @@ import logging
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 from conftest import REPO, SUPPORT, deliver, flags_by_message_id, make_mail, wait_for, write_config
 
+from service.local_dovecot import free_port
 from service.logs import REDACTED, configure_logging
 
 MAILBOX_PASSWORD = "mbx-Pa55word-7qz"
@@ -35,12 +35,6 @@ def _restore_logging() -> Iterator[None]:
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- configure_logging ---------------------------------------------------------------
@@ -174,7 +168,7 @@ backoff_initial_seconds = 0.2
 backoff_max_seconds = 0.5
 [api]
 enabled = true
-port = {_free_port()}
+port = {free_port()}
 admin_tokens = ["{ADMIN_TOKEN}"]
 viewer_tokens = ["{VIEWER_TOKEN}"]
 [smtp]
@@ -187,7 +181,7 @@ password = "{SMTP_PASSWORD}"
 
 
 def test_daemon_against_an_unreachable_server_logs_a_clear_error_and_no_secret(tmp_path):
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     config = _secret_config(tmp_path, f"""
 [[mailboxes]]
 name = "support"
