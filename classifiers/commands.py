@@ -71,7 +71,9 @@ def build_base(cache_dir: str | None) -> None:
 @click.option("--seed", type=int, default=None)
 @click.option("--batch-size", type=int, default=None)
 @click.option("--lr", type=float, default=None, help="learning rate of the LoRA adapters")
-@click.option("--public-rows", type=int, default=None, help="how many public rows to mix in")
+@click.option("--public-rows", type=int, default=None, help="how many public rows to mix into each epoch")
+@click.option("--public-fresh-draws/--same-public-rows", default=None,
+              help="draw new public rows for every epoch (default) or reuse one draw")
 @click.option("--in-domain-weight", type=float, default=None, help="loss weight of in-domain emails")
 @click.option("--hard-negative-weight", type=float, default=None, help="extra loss weight of hard negatives")
 @click.option("--window", type=int, default=None, help="tokens per window")

@@ -21,6 +21,7 @@ import os
 import random
 import shutil
 import time
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -54,7 +55,11 @@ class TrainConfig:
     head_lr: float = 3e-3
     weight_decay: float = 0.01
     warmup: float = 0.06
+    # Public rows per epoch. With ``public_fresh_draws`` every epoch draws its own
+    # rows (disjoint from the other epochs'), so the model sees several times more
+    # public text for the same number of steps and the same in-domain share.
     public_rows: int = 4000
+    public_fresh_draws: bool = True
     in_domain_weight: float = 3.0
     hard_negative_weight: float = 1.5
     max_windows: int = 4
@@ -136,10 +141,41 @@ def _weight(ex: Example, config: TrainConfig) -> float:
     return config.in_domain_weight * (config.hard_negative_weight if ex.hard_negative else 1.0)
 
 
-def epoch_batches(items: Sequence[Prepared], epoch: int, config: TrainConfig) -> list[list[int]]:
+def public_draws(rows: Sequence[Example], config: TrainConfig) -> list[list[Example]]:
+    """One balanced sample of public rows per epoch (a single one without fresh draws).
+
+    The draws are dealt from one balanced sample of ``public_rows`` times their
+    number, language by language and label by label, so they are disjoint,
+    equally sized and balanced like the whole.
+    """
+    count = max(1, math.ceil(config.epochs)) if config.public_fresh_draws else 1
+    sample = dataset.balanced_sample(rows, config.public_rows * count, config.seed)
+    rng = random.Random(config.seed)
+    groups: dict[tuple[str, float], list[Example]] = defaultdict(list)
+    for row in sample:
+        groups[(row.lang, row.targets[0])].append(row)
+    draws: list[list[Example]] = [[] for _ in range(count)]
+    dealt = 0
+    for key in sorted(groups):
+        rng.shuffle(groups[key])
+        for row in groups[key]:
+            draws[dealt % count].append(row)
+            dealt += 1
+    size = len(sample) // count
+    return [sorted(draw[:size], key=lambda r: r.id) for draw in draws]
+
+
+def epoch_members(emails: int, draw_size: int, draws: int, epoch: int) -> list[int]:
+    """Indices into ``emails + draw 0 + draw 1 + ...`` of the items trained on in ``epoch``."""
+    first = emails + (epoch % draws) * draw_size
+    return list(range(emails)) + list(range(first, first + draw_size))
+
+
+def epoch_batches(items: Sequence[Prepared], members: Sequence[int], epoch: int,
+                  config: TrainConfig) -> list[list[int]]:
     """Shuffled, length-bucketed batches; a pure function of (seed, epoch) so --resume replays it."""
     rng = random.Random(config.seed * 1_000_003 + epoch)
-    order = list(range(len(items)))
+    order = list(members)
     rng.shuffle(order)
     chunk = config.batch_size * 32
     batches: list[list[int]] = []
@@ -248,15 +284,15 @@ def train(email_paths: Sequence[Path | str], out: Path | str, public_dir: Path |
     emails = dataset.load_emails(email_paths)
     train_emails = [ex for ex in emails if ex.split == "train"] + list(extra_train)
     dev = [ex for ex in emails if ex.split == "dev"]
-    public: list[Example] = []
+    draws: list[list[Example]] = [[]]
     if public_dir is not None and config.public_rows > 0:
-        public = dataset.balanced_sample(dataset.load_public(public_dir, splits=("train",)),
-                                         config.public_rows, config.seed)
+        draws = public_draws(dataset.load_public(public_dir, splits=("train",)), config)
+    public = [row for draw in draws for row in draw]
     examples = train_emails + public
     if not train_emails:
         raise ValueError("no in-domain training emails found in " + ", ".join(map(str, email_paths)))
-    log.info("training on %d emails + %d public rows on %s; dev %d emails",
-             len(train_emails), len(public), device, len(dev))
+    log.info("training on %d emails + %d public rows per epoch (%d distinct) on %s; dev %d emails",
+             len(train_emails), len(draws[0]), len(public), device, len(dev))
     fp = fingerprint(examples, config)
 
     model = WarningShotModel.create(config.model_config(), base_cache, seed=config.seed)
@@ -269,7 +305,7 @@ def train(email_paths: Sequence[Path | str], out: Path | str, public_dir: Path |
     adapters, head = _trainable(model)
     optimizer = torch.optim.AdamW([{"params": adapters, "lr": config.lr},
                                    {"params": head, "lr": config.head_lr}], weight_decay=config.weight_decay)
-    steps_per_epoch = math.ceil(len(items) / config.batch_size)
+    steps_per_epoch = math.ceil((len(train_emails) + len(draws[0])) / config.batch_size)
     total = max(1, math.ceil(config.epochs * steps_per_epoch))
     if config.max_steps:
         total = min(total, config.max_steps)
@@ -289,7 +325,8 @@ def train(email_paths: Sequence[Path | str], out: Path | str, public_dir: Path |
     bar = tqdm(total=total, initial=step, desc="training", unit="step", disable=not progress)
     while step < total:
         epoch, offset = divmod(step, steps_per_epoch)
-        batches = epoch_batches(items, epoch, config)
+        members = epoch_members(len(train_emails), len(draws[0]), len(draws), epoch)
+        batches = epoch_batches(items, members, epoch, config)
         for chosen in batches[offset:]:
             if step >= total:
                 break
@@ -318,7 +355,8 @@ def train(email_paths: Sequence[Path | str], out: Path | str, public_dir: Path |
     model.training = {
         "config": asdict(config),
         "data": {"train_emails": len(train_emails), "extra_train_emails": len(extra_train),
-                 "public_rows": len(public), "dev_emails": len(dev),
+                 "public_rows": len(public), "public_rows_per_epoch": len(draws[0]),
+                 "dev_emails": len(dev),
                  "email_sources": sorted({ex.source for ex in train_emails}),
                  "public_sources": sorted({ex.source for ex in public})},
         "device": str(device), "torch_threads": torch.get_num_threads(),
