@@ -48,7 +48,7 @@ CHECKPOINT_FILE = "state.pt"
 class TrainConfig:
     """Everything that decides the trained weights (saved in training.json)."""
 
-    epochs: float = 4.0
+    epochs: float = 5.0
     seed: int = 13
     batch_size: int = 32
     lr: float = 8e-4
@@ -61,7 +61,7 @@ class TrainConfig:
     public_rows: int = 4000
     public_fresh_draws: bool = True
     in_domain_weight: float = 3.0
-    hard_negative_weight: float = 1.5
+    hard_negative_weight: float = 2.0
     max_windows: int = 4
     checkpoint_every: int = 50
     min_precision: float = 0.90
