@@ -85,9 +85,17 @@ def feedback_by_message_id(store: Store) -> dict[str, tuple[list[str], str]]:
 
 
 def record_id(store: Store, message_id: str) -> int:
-    with store.session() as s:
-        return s.scalars(select(MessageRecord.id).where(MessageRecord.message_id == message_id,
-                                                        MessageRecord.state == "done")).one()
+    """The stored record of a handled message, once it is marked done.
+
+    The daemon marks a record done only after its tags are on the server, so a
+    test that saw the keyword may still be a moment ahead of the store.
+    """
+    def done() -> int | None:
+        with store.session() as s:
+            return s.scalars(select(MessageRecord.id).where(MessageRecord.message_id == message_id,
+                                                            MessageRecord.state == "done")).one_or_none()
+    wait_for(lambda: done() is not None, 15, what=f"{message_id} done in the store")
+    return done()
 
 
 def agent_session(server, folder: str = "INBOX"):
