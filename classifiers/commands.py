@@ -76,7 +76,11 @@ def build_base(cache_dir: str | None) -> None:
               help="draw new public rows for every epoch (default) or reuse one draw")
 @click.option("--in-domain-weight", type=float, default=None, help="loss weight of in-domain emails")
 @click.option("--hard-negative-weight", type=float, default=None, help="extra loss weight of hard negatives")
-@click.option("--window", type=int, default=None, help="tokens per window")
+@click.option("--long-variants", type=click.IntRange(min=0), default=None,
+              help="training-only long mails made from the train split (0: none)")
+@click.option("--window", type=int, default=None, help="tokens per training window")
+@click.option("--score-window", type=click.IntRange(min=0), default=None,
+              help="tokens per window when the saved model scores (0: the training window)")
 @click.option("--first-adapted-layer", type=int, default=None, help="encoder layers below stay frozen")
 @click.option("--checkpoint-every", type=int, default=None, help="steps between checkpoints")
 @click.option("--max-steps", type=click.IntRange(min=1), default=None,

@@ -186,3 +186,54 @@ def balanced_sample(rows: Sequence[Example], total: int, seed: int,
             pool = sorted(groups[positive], key=lambda r: r.id)
             chosen.extend(rng.sample(pool, n))
     return sorted(chosen, key=lambda r: r.id)
+
+
+def long_variants(emails: Sequence[Example], count: int, seed: int, min_chars: int = 1000,
+                  max_chars: int = 1800) -> list[Example]:
+    """``count`` training-only long mails: an email's body set among benign bodies of its language.
+
+    The hand-written emails are short (median ~130 tokens, 4% beyond one
+    window), so the model rarely saw a window that is mostly harmless detail
+    with one threatening sentence in it, and such a window scored well below
+    the same sentence in a short mail. Each variant keeps the subject and
+    labels of its source email and puts its body at a random place among
+    bodies of label-free emails in the same language, until the text is
+    ``min_chars`` to ``max_chars`` long. Label-free emails get variants too, so
+    length says nothing about the labels.
+    """
+    if count <= 0:
+        return []
+    rng = random.Random(seed * 7919 + 1)
+    benign: dict[str, list[Example]] = defaultdict(list)
+    for ex in sorted(emails, key=lambda e: e.id):
+        if ex.in_domain and not any(ex.targets):
+            benign[ex.lang].append(ex)
+            benign[f"{ex.lang}/{ex.source}"].append(ex)
+    sources = sorted((ex for ex in emails if ex.in_domain and len(benign[ex.lang]) >= 3), key=lambda e: e.id)
+    variants: list[Example] = []
+    for ex in rng.sample(sources, min(count, len(sources))):
+        subject, _, body = ex.text.partition("\n")
+        target = rng.randint(min_chars, max_chars)
+        # Bodies from the same file first: one writer's dialect and products, so a
+        # variant reads like one customer's mail rather than a mix of varieties.
+        same_file = [b for b in benign[f"{ex.lang}/{ex.source}"] if b.id != ex.id]
+        fillers = same_file if len(same_file) >= 3 else [b for b in benign[ex.lang] if b.id != ex.id]
+        rng.shuffle(fillers)
+        parts, size = [body or subject], len(ex.text)
+        for filler in fillers:
+            if size >= target:
+                break
+            paragraph = filler.text.partition("\n")[2] or filler.text
+            # Training keeps only the first max_windows windows of a text: a
+            # capped length keeps the source body inside them.
+            if size + len(paragraph) + 2 > max_chars:
+                continue
+            parts.insert(rng.randint(0, len(parts)), paragraph)
+            size += len(paragraph) + 2
+        text = "\n\n".join(parts)
+        variants.append(Example(
+            id=f"{ex.id}+long", text=f"{subject}\n{text}" if body else text,
+            targets=ex.targets, mask=ex.mask, lang=ex.lang, source=ex.source, split=ex.split,
+            hard_negative=ex.hard_negative, in_domain=True,
+        ))
+    return sorted(variants, key=lambda e: e.id)

@@ -63,10 +63,18 @@ class TrainConfig:
     in_domain_weight: float = 3.0
     hard_negative_weight: float = 2.0
     max_windows: int = 4
+    # Training-only long mails built from the train split (dataset.long_variants):
+    # a threat among paragraphs of harmless detail, as in a real long ticket.
+    long_variants: int = 600
     checkpoint_every: int = 50
     min_precision: float = 0.90
     int8_max_f1_drop: float = 0.01
     window: int = 256
+    # Window the saved model scores with (0: ``window``). Chosen on dev: a mean
+    # over 256 tokens dilutes one threatening sentence in a long mail (a lawsuit
+    # threat after 500 tokens of plugin details scored 0.65), and 224 found it
+    # (0.99) with dev macro-F1 0.936 against 0.934 at 256 and 0.933 at 192.
+    score_window: int = 224
     first_adapted_layer: int = 6
     lora_r: int = 16
     lora_alpha: int = 32
@@ -282,7 +290,9 @@ def train(email_paths: Sequence[Path | str], out: Path | str, public_dir: Path |
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     seed_everything(config.seed)
     emails = dataset.load_emails(email_paths)
-    train_emails = [ex for ex in emails if ex.split == "train"] + list(extra_train)
+    train_split = [ex for ex in emails if ex.split == "train"]
+    long = dataset.long_variants(train_split, config.long_variants, config.seed)
+    train_emails = train_split + long + list(extra_train)
     dev = [ex for ex in emails if ex.split == "dev"]
     draws: list[list[Example]] = [[]]
     if public_dir is not None and config.public_rows > 0:
@@ -349,12 +359,15 @@ def train(email_paths: Sequence[Path | str], out: Path | str, public_dir: Path |
     model.head.eval()
     model.encoder.to("cpu")
     model.head.to("cpu")
+    if config.score_window:
+        model.config = replace(model.config, window=config.score_window)
     thresholds, fp32_scores = select_thresholds(model, dev, config.min_precision) if dev else (
         model.thresholds, [])
     model.thresholds = thresholds
     model.training = {
         "config": asdict(config),
         "data": {"train_emails": len(train_emails), "extra_train_emails": len(extra_train),
+                 "long_variants": len(long),
                  "public_rows": len(public), "public_rows_per_epoch": len(draws[0]),
                  "dev_emails": len(dev),
                  "email_sources": sorted({ex.source for ex in train_emails}),

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from classifiers.dataset import Example
+from classifiers.dataset import Example, long_variants
 from classifiers import train as training
 from classifiers.train import CHECKPOINT_DIR, TrainConfig, epoch_members, public_draws, train
 
@@ -64,6 +64,46 @@ def test_each_epoch_trains_on_every_email_and_its_own_draw() -> None:
     assert members[2] == members[0]  # epochs past the last draw wrap around
 
 
+def _email(i: int, lang: str, labels: tuple[str, ...], body: str, source: str = "a.jsonl") -> Example:
+    return Example(id=f"{lang}-m{i:03d}", text=f"subject {i}\n{body}", targets=tuple(
+        float(label in labels) for label in ("abusive", "extortion", "legal_threat")), mask=(1.0, 1.0, 1.0),
+        lang=lang, source=source, split="train", hard_negative=i % 7 == 0)
+
+
+MAILS = [_email(i, lang, labels, f"{lang} paragraph {i}. " * 12)
+         for lang in ("en", "de") for i, labels in enumerate([(), (), (), (), ("abusive",), ("legal_threat",),
+                                                              ("extortion", "legal_threat"), (), ()] * 3)]
+
+
+def test_long_variants_keep_their_source_body_labels_and_language() -> None:
+    variants = long_variants(MAILS, 20, seed=13)
+    assert len(variants) == 20 and len({v.id for v in variants}) == 20
+    by_id = {m.id: m for m in MAILS}
+    for variant in variants:
+        source = by_id[variant.id.removesuffix("+long")]
+        subject, _, body = source.text.partition("\n")
+        assert variant.text.startswith(subject + "\n")
+        parts = variant.text[len(subject) + 1:].split("\n\n")
+        assert parts.count(body) == 1
+        assert (variant.targets, variant.lang, variant.hard_negative) == (source.targets, source.lang,
+                                                                          source.hard_negative)
+        assert 1000 <= len(variant.text) <= 1800 + len(subject) + 1
+        # the padding is benign mail of the same language only
+        padding = [p for p in parts if p != body]
+        assert padding
+        for paragraph in padding:
+            filler = next(m for m in MAILS if m.text.partition("\n")[2] == paragraph)
+            assert filler.lang == source.lang and not any(filler.targets)
+    assert {v.labels for v in variants} >= {(), ("abusive",)}  # label-free mail is lengthened too
+
+
+def test_long_variants_depend_only_on_the_seed() -> None:
+    first = long_variants(MAILS, 10, seed=13)
+    assert [v.text for v in first] == [v.text for v in long_variants(list(reversed(MAILS)), 10, seed=13)]
+    assert [v.text for v in first] != [v.text for v in long_variants(MAILS, 10, seed=14)]
+    assert long_variants(MAILS, 0, seed=13) == []
+
+
 EMAILS = [
     ("en", "you useless idiots, fix my site", ["abusive"]),
     ("en", "refund me today or I post one-star reviews everywhere", ["extortion"]),
@@ -97,7 +137,8 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return _write_data(tmp_path_factory.mktemp("training-data"))
 
 
-SMOKE = TrainConfig(epochs=2, batch_size=8, public_rows=16, max_steps=6, checkpoint_every=3)
+SMOKE = TrainConfig(epochs=2, batch_size=8, public_rows=16, max_steps=6, checkpoint_every=3,
+                    score_window=128)
 
 
 def _crash_at(step: int, step_loss):
@@ -133,6 +174,8 @@ def test_the_same_seed_gives_the_same_weights(data: tuple[Path, Path], reference
     assert _same(_weights(reference), _weights(again))
     training = json.loads((again / "training.json").read_text(encoding="utf-8"))
     assert training["steps"] == 6
+    # trained on windows of SMOKE.window, saved to score with SMOKE.score_window
+    assert json.loads((again / "config.json").read_text(encoding="utf-8"))["window"] == SMOKE.score_window
     assert training["data"]["public_rows_per_epoch"] * 2 == training["data"]["public_rows"]
 
 
