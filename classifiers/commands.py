@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -112,10 +113,12 @@ def train_command(data: tuple[str, ...], out: str, public_data: str | None, no_p
 @click.option("--model", "model_dir", type=click.Path(), default=None, help=_MODEL_HELP)
 @_precision_options
 @click.option("--threads", type=int, default=None, help="torch CPU threads")
+@click.option("--window", type=click.IntRange(min=16), default=None,
+              help="score with windows of this many tokens instead of the model's own (to compare on dev)")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="write every number here")
 def evaluate_command(data: tuple[str, ...], split: str, public_data: str | None, no_public: bool,
                      model_dir: str | None, precision: str, quantize: bool | None, threads: int | None,
-                     json_out: str | None) -> None:
+                     window: int | None, json_out: str | None) -> None:
     """Precision / recall / F1 / PR-AUC per label and language, hard-negative FPR, ECE."""
     from classifiers import dataset
     from classifiers.evaluate import evaluate, format_report
@@ -129,8 +132,11 @@ def evaluate_command(data: tuple[str, ...], split: str, public_data: str | None,
                                                           splits=("dev",))
     except (WarningShotError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
+    if window:
+        model.config = replace(model.config, window=window)
     result = evaluate(model, emails, public)
     result["split"] = split
+    result["window"] = model.config.window
     result["precision"] = model.precision
     result["quantized"] = model.quantized  # kept for scripts written before precision existed
     click.echo(format_report(result, model.labels))

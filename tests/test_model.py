@@ -210,3 +210,28 @@ def test_shipped_model_scores_plain_cases(shipped_model: WarningShotModel) -> No
         "You are a bunch of useless, brain-dead idiots. Get me someone competent, you morons.",
     ])
     assert abusive["abusive"] >= shipped_model.thresholds.for_label("abusive", "en") > plain["abusive"]
+
+
+@pytest.mark.model
+def test_evaluate_can_score_with_another_window_and_says_which(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from classifiers.commands import evaluate_command
+
+    mails = [(FILLER * 3, []), (FILLER * 3 + "I will sue you.", ["legal_threat"])]
+    # scenario "w" falls in the test split
+    rows = [{"id": f"w-{i}", "lang": "en", "variety": "", "scenario": "w", "product": "plugin",
+             "subject": "shipping rates", "body": body, "labels": labels, "hard_negative": False}
+            for i, (body, labels) in enumerate(mails)]
+    data = tmp_path / "emails.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    reports = {}
+    for window in (None, 128):
+        out = tmp_path / f"eval-{window}.json"
+        args = ["--data", str(data), "--split", "test", "--no-public", "--precision", "fp32", "--json", str(out)]
+        result = CliRunner().invoke(evaluate_command, args + (["--window", str(window)] if window else []))
+        assert result.exit_code == 0, result.output
+        reports[window] = json.loads(out.read_text(encoding="utf-8"))
+    shipped = json.loads((shipped_model_dir() / CONFIG_FILE).read_text(encoding="utf-8"))["window"]
+    assert (reports[None]["window"], reports[128]["window"]) == (shipped, 128)
+    assert reports[None]["in_domain"]["emails"] == reports[128]["in_domain"]["emails"] == 2
